@@ -1,0 +1,43 @@
+# Two commands set everything up on a fresh machine: `make serve` and `make test`.
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+REQ     ?= requirements.txt
+HOST    ?= 0.0.0.0
+
+.PHONY: install models serve serve-fast test bench proto clean
+
+$(STAMP): requirements.txt requirements-common.txt
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r $(REQ)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+models: $(STAMP)
+	$(VPY) -m pdserving.package --get_model ocr_det
+	$(VPY) -m pdserving.package --get_model ocr_rec
+
+# Standard mode: det model server on 9293, OCR web service on 9292 (rec on its own server from 12000).
+serve: models
+	$(VPY) -m pdserving.cli standard-chain --host $(HOST)
+
+# Fast mode: both models in-process.
+serve-fast: models
+	$(VPY) ocr_local_server.py cpu --host $(HOST)
+
+test: $(STAMP)
+	$(VPY) -m pytest
+
+bench: models
+	$(VPY) -m bench.run
+
+# Regenerate the gRPC/protobuf modules from pdserving/proto/*.proto (output is committed).
+proto: $(STAMP)
+	$(VPY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. pdserving/proto/general_model_service.proto
+	$(VPY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. pdserving/proto/general_model_config.proto
+
+clean:
+	rm -rf $(VENV) ocr_det_model ocr_det_client ocr_rec_model ocr_rec_client ocr_cls_model ocr_cls_client
