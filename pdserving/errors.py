@@ -1,0 +1,37 @@
+"""Errors that reach the client as JSON (SPEC section 4): each knows its HTTP status and err_no."""
+
+
+class ServingError(Exception):
+    """A failure the client is told about: ``{"result": msg, "err_no": n, "err_msg": msg}``."""
+
+    status = 500
+    err_no = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ServingError):
+    """Malformed JSON, missing feed/fetch, bad base64, not an image, unknown fetch name."""
+
+    status = 400
+    err_no = 400
+
+
+class PayloadTooLarge(ServingError):
+    """A body or an image over the configured limits."""
+
+    status = 413
+    err_no = 413
+
+
+class Unavailable(ServingError):
+    """Overloaded, or a model server this service needs is down: try again later."""
+
+    status = 503
+    err_no = 503
+
+    def __init__(self, message: str, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
