@@ -1,0 +1,167 @@
+"""Entry points of the top-level scripts (``ocr_web_server.py cpu`` and friends).
+
+Each script is ``sys.exit(cli.<name>(sys.argv[1:]))``; here the arguments become objects: the
+models (in-process for the ``*_local_server`` scripts, behind RPC for the ``*_web_server``
+ones), a handler, and the web app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pdserving.engine import GpuUnavailable
+from pdserving.engine.paddle_engine import EngineOptions, cuda_available
+from pdserving.launcher import ModelServerProcess, free_port
+from pdserving.package import ensure_model
+from pdserving.pipeline import OcrOptions
+from pdserving.services import local_handler, remote_handler
+from pdserving.web.app import WebSettings, create_app
+from pdserving.web.runner import run
+
+MiB = 1 << 20
+
+
+def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("device", nargs="?", default="cpu", choices=["cpu", "gpu"])
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=9292)
+    p.add_argument("--model_root", default=".",
+                   help="folder with ocr_det_model/, ocr_rec_model/ (made from the bundled "
+                        "models when missing)")
+    p.add_argument("--gpu_id", type=int, default=0)
+    p.add_argument("--instances", type=int, default=2, help="predictors per model")
+    p.add_argument("--threads", type=int, default=1, help="math threads per predictor")
+    p.add_argument("--use_cls", action="store_true", help="180-degree classifier on crops")
+    p.add_argument("--drop_score", type=float, default=0.0,
+                   help="drop lines whose rec score is below this (PaddleOCR uses 0.5)")
+    p.add_argument("--max_in_flight", type=int, default=WebSettings.max_in_flight)
+    p.add_argument("--max_queue", type=int, default=WebSettings.max_queue)
+    p.add_argument("--max_body_size", type=int, default=WebSettings.max_body_bytes // MiB,
+                   help="MiB")
+    p.add_argument("--max_image_pixels", type=int, default=WebSettings.max_image_pixels)
+    p.add_argument("--timeout", type=float, default=WebSettings.request_timeout,
+                   help="seconds per request")
+    if standard:
+        p.add_argument("--det_endpoints", default="127.0.0.1:9293",
+                       help="det model server(s), comma separated (ocr_web_server only)")
+        p.add_argument("--model_port", type=int, default=12000,
+                       help="first port tried for the internal model server")
+    return p
+
+
+def _engine_options(args) -> EngineOptions:
+    if args.device == "gpu" and not cuda_available():
+        raise GpuUnavailable()
+    return EngineOptions(gpu_id=args.gpu_id if args.device == "gpu" else None,
+                         threads=args.threads, instances=args.instances)
+
+
+def _settings(args) -> WebSettings:
+    return WebSettings(max_body_bytes=args.max_body_size * MiB,
+                       max_image_pixels=args.max_image_pixels, max_in_flight=args.max_in_flight,
+                       max_queue=args.max_queue, request_timeout=args.timeout)
+
+
+def _ocr_options(args) -> OcrOptions:
+    return OcrOptions(use_cls=args.use_cls, drop_score=args.drop_score)
+
+
+def _local(kind: str, description: str, argv: list[str]) -> int:
+    args = _parser(description, standard=False).parse_args(argv)
+    try:
+        handler = local_handler(kind, args.model_root, _engine_options(args), _ocr_options(args))
+    except (GpuUnavailable, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return run(create_app(handler, _settings(args)), args.host, args.port)
+
+
+def _standard(kind: str, description: str, argv: list[str]) -> int:
+    """Web service whose own model server (rec, or det for det-only) runs as a child process."""
+    args = _parser(description, standard=True).parse_args(argv)
+    root = Path(args.model_root)
+    try:
+        engine = _engine_options(args)
+        own = "det" if kind == "det" else "rec"
+        model_dir = ensure_model(root / f"ocr_{own}_model")
+    except (GpuUnavailable, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    server_args = ["--thread", str(engine.instances), "--cpu_math_thread_num", str(engine.threads)]
+    if engine.gpu_id is not None:
+        server_args += ["--gpu_ids", str(engine.gpu_id)]
+    child = ModelServerProcess(model_dir, free_port(args.model_port), extra_args=server_args)
+    try:
+        child.start()
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    try:
+        det = args.det_endpoints.split(",") if kind == "ocr" else [child.endpoint]
+        rec = [child.endpoint] if kind in ("ocr", "rec") else []
+        handler = remote_handler(kind, root, det if kind != "rec" else [], rec,
+                                 _ocr_options(args))
+        return run(create_app(handler, _settings(args), on_shutdown=[child.stop]),
+                   args.host, args.port)
+    finally:
+        child.stop()
+
+
+def ocr_web_server(argv: list[str]) -> int:
+    return _standard("ocr", "Standard OCR service: det over RPC (9293), rec on its own model "
+                     "server, HTTP on 9292.", argv)
+
+
+def ocr_local_server(argv: list[str]) -> int:
+    return _local("ocr", "Fast OCR service: det and rec in-process, HTTP on 9292.", argv)
+
+
+def det_web_server(argv: list[str]) -> int:
+    return _standard("det", "Det-only service, det on its own model server.", argv)
+
+
+def det_local_server(argv: list[str]) -> int:
+    return _local("det", "Det-only service, det in-process.", argv)
+
+
+def rec_web_server(argv: list[str]) -> int:
+    return _standard("rec", "Rec-only service, rec on its own model server.", argv)
+
+
+def rec_local_server(argv: list[str]) -> int:
+    return _local("rec", "Rec-only service, rec in-process.", argv)
+
+
+def ocr_web_client(argv: list[str]) -> int:
+    """Post every image of a folder to the service and print each JSON answer."""
+    import base64
+    import json
+
+    import httpx
+
+    p = argparse.ArgumentParser(description=ocr_web_client.__doc__)
+    p.add_argument("folder", nargs="?", default=str(Path(__file__).parent.parent / "samples"))
+    p.add_argument("--url", default="http://127.0.0.1:9292/ocr/prediction")
+    p.add_argument("--fetch", default="res", help="comma separated: res,dt_boxes,rec_scores")
+    args = p.parse_args(argv)
+    images = sorted(f for f in Path(args.folder).iterdir()
+                    if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif"})
+    if not images:
+        print(f"error: no images in {args.folder}", file=sys.stderr)
+        return 2
+    failed = 0
+    with httpx.Client(timeout=120) as client:
+        for f in images:
+            body = {"feed": [{"image": base64.b64encode(f.read_bytes()).decode()}],
+                    "fetch": args.fetch.split(",")}
+            try:
+                r = client.post(args.url, json=body)
+            except httpx.HTTPError as e:
+                print(f"error: {args.url}: {e}", file=sys.stderr)
+                return 1
+            failed += r.status_code != 200
+            print(f.name, json.dumps(r.json(), ensure_ascii=False))
+    return 1 if failed else 0

@@ -1,0 +1,94 @@
+"""Model servers as child processes: the internal rec/det server of the web services, and tests.
+
+The child is tied to its parent (it gets SIGTERM if the parent dies), so a killed web service
+leaves no orphan model server behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+def free_port(start: int = 12000, host: str = "127.0.0.1") -> int:
+    """The first port from ``start`` that nothing listens on (the original's rec port rule)."""
+    for port in range(start, 65536):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port from {start}")
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ModelServerProcess:
+    """``python -m pdserving.serve`` in a child process, ready once it has said so."""
+
+    def __init__(self, model_dir: str | os.PathLike, port: int, *, host: str = "127.0.0.1",
+                 extra_args: list[str] | None = None):
+        self.model_dir = Path(model_dir)
+        self.port = port
+        self.endpoint = f"{host}:{port}"
+        self.args = [sys.executable, "-m", "pdserving.serve", "--model", str(model_dir),
+                     "--port", str(port), "--host", host, *(extra_args or [])]
+        self.proc: subprocess.Popen | None = None
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 60.0) -> "ModelServerProcess":
+        """Start the server and wait for its ready line; raise with its output if it fails."""
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, preexec_fn=_die_with_parent)
+        ready = threading.Event()
+        threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"model server {self.model_dir} on {self.endpoint} failed to "
+                                   f"start: {' | '.join(self.output[-5:]) or 'no output'}")
+        return self
+
+    def _pump(self, ready: threading.Event) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line.rstrip())
+            del self.output[:-50]
+            if "ready" in line:
+                ready.set()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        """Die at once, as a crashed server would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> "ModelServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,96 @@
+"""The OCR pipeline: image -> det -> boxes -> crops -> (cls) -> rec -> lines.
+
+Models are passed in as plain callables (``pdserving.engine.Model``), so the same pipeline runs
+with in-process Paddle predictors (fast mode) or with models behind RPC (standard mode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from pdserving.engine import Model
+from pdserving.ops import cls as cls_ops
+from pdserving.ops import crop, ctc, db, resize
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    """Pipeline settings; the defaults are the original's (SPEC section 3)."""
+
+    det_limit: int = 960          # ResizeByFactor max side
+    rec_height: int = 48          # rec model input height (48 for PP-OCRv4, 32 for 2020 models)
+    rec_batch_size: int = 6       # crops per rec batch, sorted by aspect ratio
+    rec_min_width: int = 320      # floor of a rec batch's width
+    use_cls: bool = False         # 180-degree classifier on crops (off, as in the original)
+    cls_thresh: float = 0.9
+    drop_score: float = 0.0       # drop lines whose rec score is below this (0 keeps all)
+
+
+@dataclass
+class Line:
+    box: np.ndarray  # (4, 2) float32, original pixels, tl,tr,br,bl
+    text: str
+    score: float
+
+
+class Detector:
+    """Text detection: det resize/normalise, the det model, DB post-process, filter and sort."""
+
+    def __init__(self, model: Model, options: OcrOptions = OcrOptions()):
+        self.model = model
+        self.options = options
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        resized, (ratio_h, ratio_w) = resize.det_resize(img, limit=self.options.det_limit)
+        prob = self.model(resize.det_normalize(resized)[np.newaxis])
+        boxes = db.db_postprocess(prob[0, 0], ratio_h, ratio_w, img.shape[:2])
+        return db.sort_boxes(db.filter_boxes(boxes, img.shape[:2]))
+
+
+class Recognizer:
+    """Text recognition of line images: batched by aspect ratio, results in input order."""
+
+    def __init__(self, model: Model, charset: Sequence[str], options: OcrOptions = OcrOptions(),
+                 classifier: Model | None = None):
+        self.model = model
+        self.charset = charset
+        self.options = options
+        self.classifier = classifier
+
+    def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        if not crops:
+            return []
+        if self.classifier is not None:
+            crops = self._orient(crops)
+        out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        o = self.options
+        for indices, batch in resize.rec_batches(crops, height=o.rec_height,
+                                                 batch_size=o.rec_batch_size,
+                                                 min_width=o.rec_min_width):
+            for i, result in zip(indices, ctc.ctc_decode(self.model(batch), self.charset)):
+                out[i] = result
+        return out
+
+    def _orient(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        batch = np.stack([resize.cls_resize_normalize(c) for c in crops])
+        flip = cls_ops.needs_flip(self.classifier(batch), thresh=self.options.cls_thresh)
+        return cls_ops.apply_flip(crops, flip)
+
+
+class OcrPipeline:
+    """Whole-image OCR: detected boxes in reading order, each with its text and score."""
+
+    def __init__(self, detector: Detector, recognizer: Recognizer):
+        self.detector = detector
+        self.recognizer = recognizer
+
+    def __call__(self, img: np.ndarray) -> list[Line]:
+        boxes = self.detector(img)
+        crops = [crop.rotate_crop(img, box) for box in boxes]
+        results = self.recognizer(crops)
+        drop = self.recognizer.options.drop_score
+        return [Line(box, text, score) for box, (text, score) in zip(boxes, results)
+                if score >= drop]

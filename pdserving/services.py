@@ -1,0 +1,175 @@
+"""The OCR, det-only and rec-only services: what each answers, and how its models are built.
+
+A handler turns decoded images into the ``result`` object of SPEC section 4. It does not know
+whether its models run in this process (fast mode, ``local_handler``) or behind RPC (standard
+mode, ``remote_handler``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from pdserving import metrics, modelconf
+from pdserving.engine import Model
+from pdserving.engine.paddle_engine import EngineOptions, PaddleEngine
+from pdserving.ops import ctc
+from pdserving.package import FEED_ALIAS, ensure_model
+from pdserving.pipeline import Detector, OcrOptions, OcrPipeline, Recognizer
+
+DICT_FILE = "ppocr_keys_v1.txt"
+ReadyCheck = Callable[[], "str | None"]
+
+
+def _shape(per_image: list[dict], fetch: Sequence[str]) -> dict:
+    """One image: the flat form; several: each output a list with one entry per image."""
+    if len(per_image) == 1:
+        return per_image[0]
+    return {name: [r[name] for r in per_image] for name in fetch}
+
+
+def _boxes_json(boxes) -> list:
+    return np.rint(np.asarray(boxes, dtype=np.float32)).astype(int).tolist()
+
+
+@dataclass
+class _Handler:
+    ready_checks: list[ReadyCheck] = field(default_factory=list, kw_only=True)
+
+    def ready(self) -> str | None:
+        for check in self.ready_checks:
+            reason = check()
+            if reason:
+                return reason
+        return None
+
+
+@dataclass
+class OcrHandler(_Handler):
+    """Whole-image OCR: texts (``res``), and on request ``dt_boxes`` and ``rec_scores``."""
+
+    pipeline: OcrPipeline
+    name: str = "ocr"
+    outputs: tuple[str, ...] = ("res", "dt_boxes", "rec_scores")
+
+    def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
+        per_image = []
+        for img in images:
+            lines = self.pipeline(img)
+            out = {"res": [ln.text for ln in lines],
+                   "dt_boxes": _boxes_json([ln.box for ln in lines]),
+                   "rec_scores": [round(float(ln.score), 6) for ln in lines]}
+            per_image.append({k: out[k] for k in fetch})
+        return _shape(per_image, fetch)
+
+
+@dataclass
+class DetHandler(_Handler):
+    """Text detection only: boxes in original-image pixels, tl,tr,br,bl, in reading order."""
+
+    detector: Detector
+    name: str = "det"
+    outputs: tuple[str, ...] = ("dt_boxes",)
+
+    def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
+        return _shape([{"dt_boxes": _boxes_json(self.detector(img))} for img in images], fetch)
+
+
+@dataclass
+class RecHandler(_Handler):
+    """Recognition only: every feed image is one text line; one string per image, in order."""
+
+    recognizer: Recognizer
+    name: str = "rec"
+    outputs: tuple[str, ...] = ("res", "rec_scores")
+
+    def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
+        results = self.recognizer(images)
+        out = {"res": [t for t, _ in results],
+               "rec_scores": [round(float(s), 6) for _, s in results]}
+        return {k: out[k] for k in fetch}
+
+
+def rec_height(rec_dir: Path, default: int = 48) -> int:
+    """The rec model's input height, from its config file (48 for PP-OCRv4, 32 for 2020)."""
+    try:
+        shape = modelconf.feed_vars(modelconf.load_config(rec_dir))[0].shape
+    except (FileNotFoundError, IndexError):
+        return default
+    return shape[1] if len(shape) == 3 and shape[1] > 0 else default
+
+
+def build_handler(kind: str, det: Model | None, rec: Model | None, rec_dir: Path | None,
+                  options: OcrOptions = OcrOptions(), cls: Model | None = None,
+                  ready_checks: Sequence[ReadyCheck] = ()) -> _Handler:
+    """Assemble the handler for ``kind`` ("ocr", "det" or "rec") from its models."""
+    checks = list(ready_checks)
+    detector = recognizer = None
+    if det is not None:
+        detector = Detector(metrics.timed(det, "det"), options)
+    if rec is not None and rec_dir is not None:
+        options = OcrOptions(**{**options.__dict__, "rec_height": rec_height(rec_dir)})
+        charset = ctc.load_dictionary(rec_dir / DICT_FILE)
+        recognizer = Recognizer(metrics.timed(rec, "rec"), charset, options,
+                                classifier=metrics.timed(cls, "cls") if cls else None)
+    if kind == "ocr":
+        return OcrHandler(OcrPipeline(detector, recognizer), ready_checks=checks)
+    if kind == "det":
+        return DetHandler(detector, ready_checks=checks)
+    if kind == "rec":
+        return RecHandler(recognizer, ready_checks=checks)
+    raise ValueError(f"unknown service kind {kind!r}: expected ocr, det or rec")
+
+
+def local_handler(kind: str, model_root: str | Path = ".",
+                  engine: EngineOptions | None = None,
+                  options: OcrOptions = OcrOptions()) -> _Handler:
+    """Fast mode: the models this service needs, in-process, loaded and warmed up."""
+    engine = engine or EngineOptions(instances=2)
+    root = Path(model_root)
+
+    def load(name: str, warm_shape: tuple[int, ...]) -> PaddleEngine:
+        model = PaddleEngine(ensure_model(root / f"ocr_{name}_model"), engine)
+        model.warmup({model.input_names[0]: np.zeros(warm_shape, np.float32)})
+        return model
+
+    det = load("det", (1, 3, 640, 640)) if kind in ("ocr", "det") else None
+    rec = rec_dir = cls = None
+    if kind in ("ocr", "rec"):
+        rec_dir = root / "ocr_rec_model"
+        rec = load("rec", (options.rec_batch_size, 3, options.rec_height, options.rec_min_width))
+    if options.use_cls and rec is not None:
+        cls = load("cls", (1, 3, 48, 192))
+    return build_handler(kind, det, rec, rec_dir, options, cls)
+
+
+def _remote(name: str, endpoints: list[str], root: Path) -> tuple["RemoteModel", ReadyCheck]:
+    """A model behind RPC; feed and fetch aliases from its client config when there is one."""
+    from pdserving.rpc.client import RemoteModel
+
+    feed, fetch = FEED_ALIAS, None
+    client_dir = root / f"ocr_{name}_client"
+    if client_dir.is_dir():
+        conf = modelconf.load_config(client_dir)
+        feed, fetch = conf.feed_var[0].alias_name, conf.fetch_var[0].alias_name
+    model = RemoteModel(endpoints, feed_name=feed, fetch_name=fetch, name=f"{name} model server")
+    where = ",".join(endpoints)
+    return model, lambda: None if model.ready() else f"{name} model server {where} unreachable"
+
+
+def remote_handler(kind: str, model_root: str | Path, det_endpoints: list[str],
+                   rec_endpoints: list[str], options: OcrOptions = OcrOptions()) -> _Handler:
+    """Standard mode: det and/or rec on model servers; the dictionary is read locally."""
+    root = Path(model_root)
+    det = rec = None
+    checks = []
+    if det_endpoints:
+        det, check = _remote("det", det_endpoints, root)
+        checks.append(check)
+    if rec_endpoints:
+        rec, check = _remote("rec", rec_endpoints, root)
+        checks.append(check)
+    return build_handler(kind, det, rec, root / "ocr_rec_model", options, ready_checks=checks)
