@@ -89,7 +89,8 @@ class PaddleEngine:
         config = inference.Config(str(model_file), str(params_file))
         config.disable_glog_info()
         config.switch_ir_optim(options.ir_optim)
-        if options.mem_optim:
+        if options.mem_optim and model_file.suffix != ".json":
+            # Paddle 3.3's memory_optimize_pass breaks predictor creation for PIR (.json) programs.
             config.enable_memory_optim()
         if options.gpu_id is None:
             config.disable_gpu()

