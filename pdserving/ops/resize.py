@@ -1,0 +1,78 @@
+"""Resizing and normalisation of model inputs (SPEC §3.1, 3.2, 3.7)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+# ImageNet statistics, applied to the B,G,R channels as they come (the original does no swap).
+DET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+DET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def _round_side(side: int, stride: int) -> int:
+    """The original's rounding: keep multiples, else one stride below the floor (never < stride)."""
+    if side % stride == 0:
+        return side
+    if side // stride <= 1:
+        return stride
+    return (side // stride - 1) * stride
+
+
+def det_resize(img: np.ndarray, limit: int = 960,
+               stride: int = 32) -> tuple[np.ndarray, tuple[float, float]]:
+    """ResizeByFactor(stride, limit): the det input size; ratios map boxes back to the original."""
+    h, w = img.shape[:2]
+    ratio = 1.0
+    if max(h, w) > limit:
+        ratio = limit / h if h > w else limit / w
+    rh = _round_side(int(h * ratio), stride)
+    rw = _round_side(int(w * ratio), stride)
+    resized = cv2.resize(img, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    return resized, (rh / h, rw / w)
+
+
+def det_normalize(img: np.ndarray) -> np.ndarray:
+    """BGR uint8 HWC -> float32 CHW with the det model's mean/std."""
+    x = (img.astype(np.float32) / 255.0 - DET_MEAN) / DET_STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def rec_resize_normalize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A text line -> float32 CHW (3, height, width): aspect kept, scaled to [-1, 1], zero-padded
+    on the right so crops of different widths share one batch."""
+    h, w = img.shape[:2]
+    resized_w = min(int(math.ceil(height * w / h)), width)
+    resized = cv2.resize(img, (resized_w, height), interpolation=cv2.INTER_LINEAR)
+    out = np.zeros((3, height, width), dtype=np.float32)
+    out[:, :, :resized_w] = (resized.astype(np.float32).transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
+    return out
+
+
+def cls_resize_normalize(img: np.ndarray, height: int = 48, width: int = 192) -> np.ndarray:
+    """A crop -> the 180-degree classifier's fixed 3x48x192 input (same scaling as rec)."""
+    return rec_resize_normalize(img, height, width)
+
+
+def rec_batches(crops: Sequence[np.ndarray], height: int = 48, batch_size: int | None = 6,
+                min_width: int = 320) -> list[tuple[list[int], np.ndarray]]:
+    """Cut crops into rec batches of similar aspect ratio (less padding, shorter sequences).
+
+    Returns ``(indices, batch)`` pairs: ``indices`` are positions in ``crops``, so the caller puts
+    results back in the crops' order. Each batch's width is ``int(height * max w/h)``, at least
+    ``min_width`` (PaddleOCR's recogniser: height 48, floor 320). ``batch_size=None, min_width=0,
+    height=32`` is the original single batch with ``W = int(32 * max_wh_ratio)``.
+    """
+    ratios = [c.shape[1] / c.shape[0] for c in crops]
+    order = sorted(range(len(crops)), key=ratios.__getitem__)
+    step = batch_size or max(len(crops), 1)
+    batches = []
+    for start in range(0, len(order), step):
+        indices = order[start:start + step]
+        width = max(min_width, int(height * max(ratios[i] for i in indices)))
+        batch = np.stack([rec_resize_normalize(crops[i], height, width) for i in indices])
+        batches.append((indices, batch))
+    return batches
