@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pdserving.engine import GpuUnavailable
 from pdserving.engine.paddle_engine import EngineOptions, cuda_available
-from pdserving.launcher import ModelServerProcess, free_port
+from pdserving.launcher import free_port, model_server
 from pdserving.package import ensure_model
 from pdserving.pipeline import OcrOptions
 from pdserving.services import local_handler, remote_handler
@@ -93,7 +93,7 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     server_args = ["--thread", str(engine.instances), "--cpu_math_thread_num", str(engine.threads)]
     if engine.gpu_id is not None:
         server_args += ["--gpu_ids", str(engine.gpu_id)]
-    child = ModelServerProcess(model_dir, free_port(args.model_port), extra_args=server_args)
+    child = model_server(model_dir, free_port(args.model_port), extra_args=server_args)
     try:
         child.start()
     except RuntimeError as e:

@@ -36,20 +36,17 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class ModelServerProcess:
-    """``python -m pdserving.serve`` in a child process, ready once it has said so."""
+class ServerProcess:
+    """A server in a child process, ready once it prints its "... ready on ..." line."""
 
-    def __init__(self, model_dir: str | os.PathLike, port: int, *, host: str = "127.0.0.1",
-                 extra_args: list[str] | None = None):
-        self.model_dir = Path(model_dir)
-        self.port = port
-        self.endpoint = f"{host}:{port}"
-        self.args = [sys.executable, "-m", "pdserving.serve", "--model", str(model_dir),
-                     "--port", str(port), "--host", host, *(extra_args or [])]
+    def __init__(self, args: list[str], name: str, endpoint: str = ""):
+        self.args = args
+        self.name = name
+        self.endpoint = endpoint
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
 
-    def start(self, timeout: float = 60.0) -> "ModelServerProcess":
+    def start(self, timeout: float = 60.0) -> "ServerProcess":
         """Start the server and wait for its ready line; raise with its output if it fails."""
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, preexec_fn=_die_with_parent)
@@ -59,36 +56,47 @@ class ModelServerProcess:
         while not ready.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"model server {self.model_dir} on {self.endpoint} failed to "
-                                   f"start: {' | '.join(self.output[-5:]) or 'no output'}")
+                raise RuntimeError(f"{self.name} failed to start: "
+                                   f"{' | '.join(self.output[-5:]) or 'no output'}")
         return self
 
     def _pump(self, ready: threading.Event) -> None:
         for line in self.proc.stdout:
             self.output.append(line.rstrip())
             del self.output[:-50]
-            if "ready" in line:
+            if " ready on " in line:
                 ready.set()
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds."""
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
 
     def kill(self) -> None:
         """Die at once, as a crashed server would."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+        self.stop()
 
-    def __enter__(self) -> "ModelServerProcess":
+    def __enter__(self) -> "ServerProcess":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def model_server(model_dir: str | os.PathLike, port: int, host: str = "127.0.0.1",
+                 extra_args: list[str] | None = None) -> ServerProcess:
+    """``python -m pdserving.serve`` for ``model_dir`` on ``host:port`` (not started yet)."""
+    args = [sys.executable, "-m", "pdserving.serve", "--model", str(model_dir),
+            "--port", str(port), "--host", host, *(extra_args or [])]
+    return ServerProcess(args, f"model server {Path(model_dir).name} on {host}:{port}",
+                         f"{host}:{port}")

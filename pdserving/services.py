@@ -68,14 +68,18 @@ class OcrHandler(_Handler):
 
 @dataclass
 class DetHandler(_Handler):
-    """Text detection only: boxes in original-image pixels, tl,tr,br,bl, in reading order."""
+    """Text detection only: boxes in original-image pixels, tl,tr,br,bl, in reading order.
+
+    ``fetch: ["res"]``, which the original client sends to every service, also gets the boxes.
+    """
 
     detector: Detector
     name: str = "det"
-    outputs: tuple[str, ...] = ("dt_boxes",)
+    outputs: tuple[str, ...] = ("dt_boxes", "res")
 
     def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
-        return _shape([{"dt_boxes": _boxes_json(self.detector(img))} for img in images], fetch)
+        per_image = [{"dt_boxes": _boxes_json(self.detector(img))} for img in images]
+        return _shape(per_image, ["dt_boxes"])
 
 
 @dataclass

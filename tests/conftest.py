@@ -1,10 +1,18 @@
-"""Shared fixtures: the bundled models, materialised once per test session."""
+"""Shared fixtures: the bundled models and the real services, started once per test session."""
 
+import base64
+import json
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pdserving import package
+from pdserving.launcher import ServerProcess, free_port, model_server
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +22,59 @@ def model_root(tmp_path_factory) -> Path:
     for name in ("ocr_det", "ocr_rec", "ocr_cls"):
         package.get_model(name, root)
     return root
+
+
+def script(name: str, *args: str, port: int) -> ServerProcess:
+    """A top-level script (``ocr_web_server.py`` ...) as a user runs it, on a 127.0.0.1 port."""
+    argv = [sys.executable, str(ROOT / name), *args, "--host", "127.0.0.1", "--port", str(port)]
+    return ServerProcess(argv, name, f"127.0.0.1:{port}")
+
+
+class Service:
+    """A running web service: its process and its URL."""
+
+    def __init__(self, proc: ServerProcess):
+        self.proc = proc
+        self.base = f"http://{proc.endpoint}"
+        self.url = self.base + "/ocr/prediction"
+
+    def post(self, images: list[bytes], fetch=("res",), timeout: float = 60) -> httpx.Response:
+        body = {"feed": [{"image": base64.b64encode(b).decode()} for b in images],
+                "fetch": list(fetch)}
+        return httpx.post(self.url, json=body, timeout=timeout)
+
+
+def _service(proc: ServerProcess):
+    proc.start(timeout=120)
+    try:
+        yield Service(proc)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def det_server(model_root):
+    """The det model server of standard mode (``python -m pdserving.serve``)."""
+    with model_server(model_root / "ocr_det_model", free_port(20000)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fast_ocr(model_root):
+    yield from _service(script("ocr_local_server.py", "cpu", "--model_root", str(model_root),
+                               port=free_port(21000)))
+
+
+@pytest.fixture(scope="session")
+def standard_ocr(model_root, det_server):
+    yield from _service(script("ocr_web_server.py", "cpu", "--model_root", str(model_root),
+                               "--det_endpoints", det_server.endpoint,
+                               "--model_port", str(free_port(22000)),
+                               port=free_port(21100)))
+
+
+@pytest.fixture(scope="session")
+def samples() -> dict[str, tuple[bytes, list[str]]]:
+    """Sample file name -> (file bytes, expected lines)."""
+    labels = json.loads((SAMPLES / "labels.json").read_text(encoding="utf-8"))
+    return {name: ((SAMPLES / name).read_bytes(), lines) for name, lines in labels.items()}

@@ -1,0 +1,38 @@
+"""Prometheus metrics of the services, created once per process in the default registry.
+
+``GET /metrics`` serves them (``pdserving.web.app``). The pipeline wraps its models with
+``timed`` so inference time is measured per model, wherever the model runs (in-process or RPC).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from prometheus_client import Counter, Gauge, Histogram
+
+from pdserving.engine import Model
+
+# Latency buckets from a few milliseconds (health checks) to the default request timeout.
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+REQUESTS = Counter("pdserving_http_requests", "HTTP requests answered",
+                   ["service", "route", "status"])
+LATENCY = Histogram("pdserving_http_request_duration_seconds",
+                    "Time from request to response", ["service", "route"], buckets=_BUCKETS)
+IN_FLIGHT = Gauge("pdserving_requests_in_flight",
+                  "Requests being processed (including timed-out work still finishing)",
+                  ["service"])
+QUEUED = Gauge("pdserving_requests_queued", "Admitted requests waiting for a processing slot",
+               ["service"])
+INFERENCE = Histogram("pdserving_model_inference_seconds", "Time of one model call (one batch)",
+                      ["model"], buckets=_BUCKETS)
+
+
+def timed(model: Model, name: str) -> Model:
+    """``model`` with each call's duration recorded as ``pdserving_model_inference_seconds``."""
+    histogram = INFERENCE.labels(model=name)
+
+    def call(batch: np.ndarray) -> np.ndarray:
+        with histogram.time():
+            return model(batch)
+
+    return call

@@ -1,0 +1,206 @@
+"""The HTTP service (SPEC section 4): ``POST /ocr/prediction`` plus health, readiness and metrics.
+
+The app knows nothing about OCR: a ``Handler`` turns decoded images into the ``result`` object.
+Everything blocking (JSON parsing, image decoding, the handler) runs in a worker thread under
+admission control, so the event loop keeps answering ``/health`` and refusing excess load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Protocol, Sequence
+
+import anyio
+import numpy as np
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pdserving import metrics
+from pdserving.errors import BadRequest, PayloadTooLarge, ServingError, Unavailable
+from pdserving.imageio import decode_base64_image
+from pdserving.web.limits import Admission
+from pdserving.web.schemas import parse_prediction
+
+PREDICT_PATH = "/ocr/prediction"
+log = logging.getLogger(__name__)
+
+
+class Handler(Protocol):
+    name: str                   # "ocr" | "det" | "rec": in logs and metrics labels
+    outputs: tuple[str, ...]    # fetch names it can produce; outputs[0] is the default
+
+    def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
+        """Blocking: decoded 8-bit BGR images in, the ``result`` object out (SPEC section 4).
+        May raise ServingError subclasses (e.g. Unavailable when a model server is down)."""
+
+    def ready(self) -> str | None:
+        """None when ready to serve, else the reason (e.g. det endpoint unreachable)."""
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    max_body_bytes: int = 32 << 20
+    max_image_pixels: int = 40_000_000  # width * height of one image
+    max_images: int = 16                # per request
+    max_in_flight: int = 2              # requests processed at once (one per core)
+    max_queue: int = 16                 # requests waiting beyond those; more get 503
+    request_timeout: float = 60.0       # seconds from admission to answer; then 503
+    retry_after: float = 1.0            # seconds, the Retry-After of 503 answers
+
+
+def create_app(handler: Handler, settings: WebSettings = WebSettings(),
+               on_shutdown: Sequence[Callable[[], None]] = ()) -> Starlette:
+    """The ASGI app serving ``handler``; ``on_shutdown`` callbacks run (in order, each even if
+    another failed) after in-flight requests have finished at server shutdown."""
+    admission = Admission(settings.max_in_flight, settings.max_queue, settings.retry_after)
+    metrics.IN_FLIGHT.labels(handler.name).set_function(lambda: admission.running)
+    metrics.QUEUED.labels(handler.name).set_function(lambda: admission.waiting)
+
+    async def predict(request: Request) -> Response:
+        with admission.ticket():
+            with anyio.move_on_after(settings.request_timeout):
+                body = await _read_body(request, settings.max_body_bytes)
+                work = partial(_predict, handler, settings, body)
+                return JSONResponse({"result": await admission.run(work)})
+        raise Unavailable(f"request timed out after {settings.request_timeout:g} s",
+                          settings.retry_after)
+
+    async def ready(request: Request) -> Response:
+        reason = await run_in_threadpool(handler.ready)
+        if reason:
+            return _error(503, 503, f"not ready: {reason}",
+                          {"Retry-After": _seconds(settings.retry_after)})
+        return JSONResponse({"status": "ready"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        for callback in on_shutdown:
+            try:
+                await run_in_threadpool(callback)
+            except Exception:
+                log.exception("%s: shutdown callback %r failed", handler.name, callback)
+
+    routes = [
+        Route(PREDICT_PATH, predict, methods=["POST"]),
+        Route("/health", _health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", _metrics, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_RequestMetrics, service=handler.name,
+                               routes=frozenset(r.path for r in routes))],
+        exception_handlers={ServingError: _serving_error, HTTPException: _http_error,
+                            Exception: _internal_error},
+        lifespan=lifespan,
+    )
+    app.state.service = handler.name
+    return app
+
+
+def _predict(handler: Handler, settings: WebSettings, body: bytes) -> dict:
+    """The blocking part of a prediction: parse, decode every image, call the handler."""
+    request = parse_prediction(body, handler.outputs, settings.max_images)
+    images = []
+    for i, b64 in enumerate(request.images):
+        try:
+            images.append(decode_base64_image(b64, settings.max_image_pixels))
+        except (BadRequest, PayloadTooLarge) as e:
+            raise type(e)(f"feed[{i}].image: {e.message}") from None
+    return handler(images, request.fetch)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it is known to be over ``limit``: from Content-Length
+    before reading anything, else (chunked) from the bytes counted so far."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is {declared} bytes, over the limit of {limit}")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("client disconnected before sending the whole body") from None
+    return b"".join(chunks)
+
+
+async def _health(request: Request) -> Response:
+    return JSONResponse({"status": "alive"})
+
+
+async def _metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _seconds(value: float) -> str:
+    return str(max(1, math.ceil(value)))
+
+
+def _error(status: int, err_no: int, message: str, headers: dict | None = None) -> Response:
+    """SPEC section 4's error body: the message in both ``result`` and ``err_msg``."""
+    return JSONResponse({"result": message, "err_no": err_no, "err_msg": message}, status,
+                        headers)
+
+
+async def _serving_error(request: Request, exc: ServingError) -> Response:
+    headers = ({"Retry-After": _seconds(exc.retry_after)} if isinstance(exc, Unavailable)
+               else None)
+    return _error(exc.status, exc.err_no, exc.message, headers)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """Starlette's own 404 and 405 (with its Allow header), as JSON."""
+    return _error(exc.status_code, exc.status_code,
+                  f"{exc.detail}: {request.method} {request.url.path}", exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug: a generic message to the client; the server re-raises, and uvicorn logs the
+    traceback."""
+    return _error(500, 500, "internal server error")
+
+
+class _RequestMetrics:
+    """Counts every HTTP response by route and status, and times it."""
+
+    def __init__(self, app: ASGIApp, service: str, routes: frozenset[str]):
+        self.app = app
+        self.service = service
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = scope["path"] if scope["path"] in self.routes else "other"
+        status = 500  # unless a response starts: an exception ends as a 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            metrics.REQUESTS.labels(self.service, route, str(status)).inc()
+            metrics.LATENCY.labels(self.service, route).observe(time.perf_counter() - start)

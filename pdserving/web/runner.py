@@ -1,0 +1,65 @@
+"""Running a web app with uvicorn: a clear start, a clear failure, a graceful stop.
+
+We bind the listening socket ourselves, so a port already in use is one line on stderr and exit
+code 1 (uvicorn would log it and ``sys.exit`` from deep inside). On SIGTERM or SIGINT uvicorn
+stops accepting, lets in-flight requests finish for up to ``graceful_timeout`` seconds, then runs
+the app's shutdown callbacks (``create_app(on_shutdown=...)``).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import uvicorn
+from starlette.applications import Starlette
+
+from pdserving.web.app import PREDICT_PATH
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing once it listens (scripts and tests wait for this line)."""
+
+    def __init__(self, config: uvicorn.Config, ready_line: str):
+        super().__init__(config)
+        self.ready_line = ready_line
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(self.ready_line, flush=True)
+
+
+def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
+        graceful_timeout: int = 10, log_level: str = "info") -> int:
+    """Serve ``app`` until SIGTERM/SIGINT; the exit code: 0 after a stop, 1 if the port is
+    taken, 130 after Ctrl-C. (On SIGTERM uvicorn re-raises the signal once the shutdown is
+    done, so the process ends as killed by SIGTERM, as supervisors expect.)"""
+    try:
+        sock = _bind(host, port)
+    except OSError as e:
+        print(f"error: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    service = getattr(app.state, "service", "web")
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                            timeout_graceful_shutdown=graceful_timeout)
+    server = _Server(config, f"pdserving {service} service ready on "
+                             f"http://{host}:{sock.getsockname()[1]}{PREDICT_PATH}")
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        sock.close()
+    return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart over TIME_WAIT
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -1,0 +1,145 @@
+"""The gRPC model server with the det model: good calls, bad calls, and a client built from the
+.proto alone that must get what in-process Paddle gives."""
+
+import subprocess
+import sys
+import textwrap
+
+import grpc
+import numpy as np
+import pytest
+
+from pdserving.engine.paddle_engine import PaddleEngine
+from pdserving.proto import general_model_service_pb2 as pb
+from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
+from pdserving.rpc import server as rpc_server
+from pdserving.rpc.codec import from_tensor, to_tensor
+from pdserving.launcher import free_port
+from tests.rpc_util import ROOT, det_batch, text_image
+
+FETCH = "sigmoid_0.tmp_0"
+
+
+@pytest.fixture(scope="module")
+def det_dir(model_root):
+    return model_root / "ocr_det_model"
+
+
+@pytest.fixture(scope="module")
+def port(det_dir):
+    p = free_port(23500)
+    server = rpc_server.serve(det_dir, p, host="127.0.0.1", threads=2)
+    yield p
+    server.stop(0).wait()
+
+
+@pytest.fixture(scope="module")
+def stub(port):
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield pb_grpc.GeneralModelServiceStub(channel)
+
+
+def request(batch, alias="image", fetch=(FETCH,), **tensor_kw) -> pb.Request:
+    return pb.Request(tensor=[to_tensor(batch, alias_name=alias, **tensor_kw)],
+                      fetch_var_names=list(fetch), log_id=7)
+
+
+def ok(response: pb.Response) -> np.ndarray:
+    assert response.err_no == 0, response.err_msg
+    assert response.log_id == 7
+    t = response.outputs[0].tensor[0]
+    assert (t.name, t.alias_name) == (FETCH, FETCH)
+    return from_tensor(t)
+
+
+def test_float32_via_tensor_content(stub):
+    out = ok(stub.inference(request(np.zeros((1, 3, 64, 96), np.float32))))
+    assert out.shape == (1, 1, 64, 96) and out.dtype == np.float32
+
+
+def test_float32_via_float_data(stub):
+    x = det_batch(text_image(size=(32, 64)))
+    t = pb.Tensor(elem_type=1, shape=x.shape, alias_name="image", float_data=x.reshape(-1))
+    by_fields = ok(stub.inference(pb.Request(tensor=[t], fetch_var_names=[FETCH], log_id=7)))
+    np.testing.assert_allclose(by_fields, ok(stub.inference(request(x))), atol=1e-6)
+
+
+def test_batch_of_two_and_real_feed_name(stub):
+    x = np.stack([det_batch(text_image(size=(64, 64)))[0]] * 2)
+    out = ok(stub.inference(request(x, alias="x")))
+    assert out.shape == (2, 1, 64, 64)
+    np.testing.assert_allclose(out[0], out[1], atol=1e-6)
+
+
+def test_empty_fetch_means_all_outputs_and_debug_answers_too(stub):
+    for method in (stub.inference, stub.debug):
+        assert ok(method(request(np.zeros((1, 3, 32, 32), np.float32), fetch=()))).shape == \
+            (1, 1, 32, 32)
+
+
+BAD_REQUESTS = {
+    "empty request": (pb.Request(), "empty request"),
+    "unknown feed": (request(np.zeros((1, 3, 32, 32), np.float32), alias="img"),
+                     "unknown feed name 'img'"),
+    "wrong dtype": (request(np.zeros((1, 3, 32, 32), np.float64)), "elem_type 3 (float64)"),
+    "wrong rank": (request(np.zeros((3, 32, 32), np.float32)), "expects [batch, 3, any, any]"),
+    "wrong channels": (request(np.zeros((1, 4, 32, 32), np.float32)), "shape [1, 4, 32, 32]"),
+    "unknown fetch": (request(np.zeros((1, 3, 32, 32), np.float32), fetch=("nope",)),
+                      "unknown fetch name ['nope']"),
+    "undecodable": (pb.Request(tensor=[pb.Tensor(elem_type=1, shape=[1, 3, 32, 32],
+                                                 alias_name="image", tensor_content=b"xyz")]),
+                    "3 bytes of content"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_REQUESTS)
+def test_bad_request_is_answered_then_server_still_serves(stub, name):
+    bad, message = BAD_REQUESTS[name]
+    response = stub.inference(bad)
+    assert response.err_no == 400 and message in response.err_msg, response.err_msg
+    assert not response.outputs
+    ok(stub.inference(request(np.zeros((1, 3, 32, 32), np.float32))))
+
+
+def test_a_second_server_cannot_share_the_port(port, det_dir, monkeypatch):
+    """gRPC itself must refuse the port (SO_REUSEPORT off), not only our pre-check."""
+    monkeypatch.setattr(rpc_server, "check_port", lambda host, port: None)
+    with pytest.raises(rpc_server.PortInUse, match=f"127.0.0.1:{port}"):
+        rpc_server.serve(det_dir, port, host="127.0.0.1", threads=1)
+
+
+RAW_CLIENT = textwrap.dedent("""
+    # Uses only code generated from the .proto into this folder: not pdserving.
+    import sys
+    import grpc, numpy as np
+    from pdserving.proto import general_model_service_pb2 as pb
+    from pdserving.proto import general_model_service_pb2_grpc as rpc
+    assert pb.__file__.startswith(sys.path[0])
+    assert not [m for m in sys.modules if m.startswith("pdserving.") and "proto" not in m]
+    x = np.load("x.npy")
+    t = pb.Tensor(elem_type=1, shape=x.shape, alias_name="image", tensor_content=x.tobytes())
+    with grpc.insecure_channel(sys.argv[1]) as ch:
+        r = rpc.GeneralModelServiceStub(ch).inference(pb.Request(tensor=[t]), timeout=20)
+    assert r.err_no == 0, r.err_msg
+    out = r.outputs[0].tensor[0]
+    np.save("y.npy", np.frombuffer(out.tensor_content, np.float32).reshape(out.shape))
+""")
+
+
+def test_client_generated_from_proto_alone_matches_in_process_paddle(port, det_dir, tmp_path):
+    (tmp_path / "pdserving" / "proto").mkdir(parents=True)
+    for package in ("pdserving", "pdserving/proto"):  # regular packages shadow an installed one
+        (tmp_path / package / "__init__.py").touch()
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I.", f"--python_out={tmp_path}",
+                    f"--grpc_python_out={tmp_path}", "pdserving/proto/general_model_service.proto"],
+                   cwd=ROOT, check=True)
+    x = det_batch(text_image())
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "raw_client.py").write_text(RAW_CLIENT)
+    subprocess.run([sys.executable, "-s", "raw_client.py", f"127.0.0.1:{port}"], cwd=tmp_path,
+                   check=True, timeout=60)
+    remote = np.load(tmp_path / "y.npy")
+    local = PaddleEngine(det_dir)(x)
+    assert remote.shape == local.shape == (1, 1, 96, 320)
+    assert remote.max() > 0.5  # the text was found
+    np.testing.assert_allclose(remote, local, atol=1e-5)

@@ -1,0 +1,169 @@
+"""The OCR services over HTTP, as users run them: fast and standard mode, det-only, rec-only."""
+
+import signal
+import subprocess
+import sys
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from conftest import ROOT, Service, _service, script
+from pdserving.launcher import free_port
+
+
+def edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def png(img: np.ndarray) -> bytes:
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def text_line(text: str) -> np.ndarray:
+    """A tight text-line image, as a det box crop would be."""
+    (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.3, 2)
+    img = np.full((56, w + 16, 3), 255, np.uint8)
+    cv2.putText(img, text, (8, 42), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (0, 0, 0), 2)
+    return img
+
+
+@pytest.mark.parametrize("mode", ["fast_ocr", "standard_ocr"])
+def test_sample_images_are_read_within_2_percent_cer(mode, samples, request):
+    service: Service = request.getfixturevalue(mode)
+    errors = chars = 0
+    for name, (data, expected) in samples.items():
+        r = service.post([data])
+        assert r.status_code == 200, r.text
+        got = "\n".join(r.json()["result"]["res"])
+        want = "\n".join(expected)
+        errors += edit_distance(got, want)
+        chars += len(want)
+    assert errors / chars <= 0.02, f"CER {errors / chars:.3%}"
+
+
+def test_standard_and_fast_give_identical_json(fast_ocr, standard_ocr, samples):
+    fetch = ["res", "dt_boxes", "rec_scores"]
+    for name, (data, _) in samples.items():
+        fast, standard = fast_ocr.post([data], fetch), standard_ocr.post([data], fetch)
+        assert fast.status_code == standard.status_code == 200
+        assert fast.json() == standard.json(), name
+
+
+def test_fetch_selects_aligned_outputs(fast_ocr, samples):
+    data, expected = samples["doc_english.png"]
+    result = fast_ocr.post([data], ["dt_boxes", "res", "rec_scores"]).json()["result"]
+    assert set(result) == {"res", "dt_boxes", "rec_scores"}
+    assert len(result["res"]) == len(result["dt_boxes"]) == len(result["rec_scores"])
+    assert all(0.5 < s <= 1 for s in result["rec_scores"])
+    h, w = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape[:2]
+    for box in result["dt_boxes"]:
+        assert np.array(box).shape == (4, 2)
+        assert all(0 <= x < w and 0 <= y < h for x, y in box)
+    assert fast_ocr.post([data]).json() == {"result": {"res": result["res"]}}
+
+
+def test_several_images_give_one_entry_each_in_feed_order(fast_ocr, samples):
+    names = ["sign_exit.jpg", "receipt.png", "sign_shop.jpg"]
+    r = fast_ocr.post([samples[n][0] for n in names], ["res", "rec_scores"])
+    result = r.json()["result"]
+    assert [len(x) for x in result["res"]] == [len(x) for x in result["rec_scores"]]
+    singles = [fast_ocr.post([samples[n][0]]).json()["result"]["res"] for n in names]
+    assert result["res"] == singles
+
+
+def test_image_without_text_gives_empty_result(fast_ocr, standard_ocr):
+    blank = png(np.full((300, 400, 3), 255, np.uint8))
+    for service in (fast_ocr, standard_ocr):
+        assert service.post([blank]).json() == {"result": {"res": []}}
+
+
+@pytest.fixture(scope="module", params=["det_local_server.py", "det_web_server.py"])
+def det_service(request, model_root):
+    yield from _service(script(request.param, "cpu", "--model_root", str(model_root),
+                               "--model_port", str(free_port(23000)), port=free_port(21200))
+                        if "web" in request.param else
+                        script(request.param, "cpu", "--model_root", str(model_root),
+                               port=free_port(21200)))
+
+
+def test_det_service_returns_boxes_in_original_pixels(det_service, fast_ocr, samples):
+    data, expected = samples["doc_english.png"]
+    r = det_service.post([data], ["dt_boxes"])
+    boxes = r.json()["result"]["dt_boxes"]
+    assert len(boxes) == len(expected)
+    assert boxes == fast_ocr.post([data], ["dt_boxes"]).json()["result"]["dt_boxes"]
+    # Twice the size in, twice the coordinates out: the boxes are in the sent image's pixels.
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    big = det_service.post([png(cv2.resize(img, None, fx=2, fy=2))]).json()["result"]
+    assert len(big["dt_boxes"]) == len(boxes)
+    assert np.abs(np.array(big["dt_boxes"]) / 2 - np.array(boxes)).max() < 12
+
+
+@pytest.fixture(scope="module", params=["rec_local_server.py", "rec_web_server.py"])
+def rec_service(request, model_root):
+    extra = ["--model_port", str(free_port(23100))] if "web" in request.param else []
+    yield from _service(script(request.param, "cpu", "--model_root", str(model_root), *extra,
+                               port=free_port(21300)))
+
+
+def test_rec_service_returns_one_string_per_line_image_in_order(rec_service):
+    texts = ["Hello 2026", "pdserving", "Line three 42", "OK"]
+    r = rec_service.post([png(text_line(t)) for t in texts],
+                         ["res", "rec_scores"])
+    result = r.json()["result"]
+    assert result["res"] == texts
+    assert len(result["rec_scores"]) == len(texts)
+
+
+def test_client_script_prints_the_text_of_every_sample(fast_ocr, samples):
+    out = subprocess.run([sys.executable, str(ROOT / "ocr_web_client.py"), "--url", fast_ocr.url],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for name, (_, expected) in samples.items():
+        line = next(ln for ln in out.stdout.splitlines() if ln.startswith(name + " "))
+        assert expected[0] in line
+
+
+@pytest.mark.parametrize("name", ["ocr_local_server.py", "ocr_web_server.py"])
+def test_gpu_on_a_cpu_build_is_a_one_line_error(name, model_root):
+    out = subprocess.run([sys.executable, str(ROOT / name), "gpu", "--model_root",
+                          str(model_root), "--port", str(free_port(21400))],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "CUDA" in out.stderr and "requirements-gpu.txt" in out.stderr
+
+
+def test_sigterm_stops_the_web_server_and_its_rec_model_server(model_root, det_server):
+    import psutil
+
+    proc = script("ocr_web_server.py", "cpu", "--model_root", str(model_root),
+                  "--det_endpoints", det_server.endpoint,
+                  "--model_port", str(free_port(23200)), port=free_port(21500)).start(120)
+    children = psutil.Process(proc.proc.pid).children(recursive=True)
+    assert children, "the rec model server should run as a child"
+    assert httpx.get(f"http://{proc.endpoint}/health", timeout=10).status_code == 200
+    proc.proc.terminate()
+    assert proc.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM once stopped
+    proc.stop()
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive
+
+
+def test_killed_web_server_leaves_no_orphan_model_server(model_root, det_server):
+    import psutil
+
+    proc = script("rec_web_server.py", "cpu", "--model_root", str(model_root),
+                  "--model_port", str(free_port(23300)), port=free_port(21600)).start(120)
+    children = psutil.Process(proc.proc.pid).children(recursive=True)
+    assert children
+    proc.kill()
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive
