@@ -22,7 +22,9 @@ models: $(STAMP)
 
 # Standard mode: det model server on 9293, OCR web service on 9292 (rec on its own server from 12000).
 serve: models
-	$(VPY) -m pdserving.cli standard-chain --host $(HOST)
+	$(VPY) -m pdserving.serve --model ocr_det_model --port 9293 & DET=$$!; \
+	trap 'kill $$DET 2>/dev/null' EXIT INT TERM; \
+	$(VPY) ocr_web_server.py cpu --host $(HOST)
 
 # Fast mode: both models in-process.
 serve-fast: models

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 
 def free_port(start: int = 12000, host: str = "127.0.0.1") -> int:
@@ -48,8 +49,11 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> "ServerProcess":
         """Start the server and wait for its ready line; raise with its output if it fails."""
+        # The child imports pdserving wherever it was started from, installed or not.
+        path = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, preexec_fn=_die_with_parent)
+                                     text=True, preexec_fn=_die_with_parent,
+                                     env={**os.environ, "PYTHONPATH": path})
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
         deadline = time.monotonic() + timeout
