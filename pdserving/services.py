@@ -136,9 +136,8 @@ def local_handler(kind: str, model_root: str | Path = ".",
     root = Path(model_root)
 
     def load(name: str, warm_shape: tuple[int, ...]) -> PaddleEngine:
-        model = PaddleEngine(ensure_model(root / f"ocr_{name}_model"), engine)
-        model.warmup({model.input_names[0]: np.zeros(warm_shape, np.float32)})
-        return model
+        return PaddleEngine(ensure_model(root / f"ocr_{name}_model"), engine,
+                            warmup=np.zeros(warm_shape, np.float32))
 
     det = load("det", (1, 3, 640, 640)) if kind in ("ocr", "det") else None
     rec = rec_dir = cls = None

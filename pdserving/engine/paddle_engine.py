@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -77,10 +79,19 @@ class EngineOptions:
 
 
 class PaddleEngine:
-    """A pool of Paddle predictors for one model; callable as ``batch -> first output``."""
+    """A pool of Paddle predictors for one model; callable as ``batch -> first output``.
+
+    ``warmup`` (feeds, or one batch for the first input) runs once on every predictor before the
+    constructor returns, so no request pays for oneDNN's set-up.
+
+    Each predictor lives on its own worker thread for the engine's lifetime: oneDNN keeps
+    per-thread state, and a predictor run from a new thread that reuses a dead thread's id fails
+    ("could not execute a primitive"). Callers from any thread hand their batch to a free worker.
+    """
 
     def __init__(self, model_dir: str | os.PathLike, options: EngineOptions = EngineOptions(),
-                 model_filename: str | None = None, params_filename: str | None = None):
+                 model_filename: str | None = None, params_filename: str | None = None,
+                 warmup: dict[str, np.ndarray] | np.ndarray | None = None):
         if options.gpu_id is not None and not cuda_available():
             raise GpuUnavailable()
         from paddle import inference
@@ -105,27 +116,42 @@ class PaddleEngine:
         self.model_dir = Path(model_dir)
         self.input_names: list[str] = list(first.get_input_names())
         self.output_names: list[str] = list(first.get_output_names())
-        self._all = [first] + [first.clone() for _ in range(options.instances - 1)]
-        self._pool: queue.SimpleQueue = queue.SimpleQueue()
-        for p in self._all:
-            self._pool.put(p)
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        if isinstance(warmup, np.ndarray):
+            warmup = {self.input_names[0]: warmup}
+        predictors = [first] + [first.clone() for _ in range(options.instances - 1)]
+        warmed = [Future() for _ in predictors]
+        for i, (p, done) in enumerate(zip(predictors, warmed)):
+            threading.Thread(target=self._work, args=(p, warmup, done), daemon=True,
+                             name=f"paddle-{self.model_dir.name}-{i}").start()
+        for done in warmed:
+            done.result()
 
     def run(self, feeds: dict[str, np.ndarray],
             fetch: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Run one batch: feeds by input name; returns the fetched outputs (all by default)."""
-        predictor = self._pool.get()
-        try:
-            return self._run_on(predictor, feeds, fetch)
-        finally:
-            self._pool.put(predictor)
+        job: Future = Future()
+        self._jobs.put((feeds, fetch, job))
+        return job.result()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.run({self.input_names[0]: batch}, self.output_names[:1])[self.output_names[0]]
 
-    def warmup(self, feeds: dict[str, np.ndarray]) -> None:
-        """Run every predictor once so the first real request does not pay for set-up."""
-        for p in self._all:
-            self._run_on(p, feeds, None)
+    def _work(self, predictor, warmup: dict[str, np.ndarray] | None, warmed: Future) -> None:
+        """A worker: warm its predictor up (so no request pays for that), then serve jobs."""
+        try:
+            if warmup is not None:
+                self._run_on(predictor, warmup, None)
+            warmed.set_result(None)
+        except BaseException as e:
+            warmed.set_exception(e)
+            return
+        while True:
+            feeds, fetch, job = self._jobs.get()
+            try:
+                job.set_result(self._run_on(predictor, feeds, fetch))
+            except BaseException as e:  # handed to the caller, who re-raises it
+                job.set_exception(e)
 
     def _run_on(self, predictor, feeds: dict[str, np.ndarray],
                 fetch: Iterable[str] | None) -> dict[str, np.ndarray]:

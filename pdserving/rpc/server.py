@@ -158,9 +158,9 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
     second server on the same port fails instead of silently sharing it).
     """
     check_port(host, port)
-    engine = PaddleEngine(model_dir, replace(options, instances=threads))
     feeds, fetches = model_vars(model_dir)
-    engine.warmup(warmup_feeds(feeds))
+    engine = PaddleEngine(model_dir, replace(options, instances=threads),
+                          warmup=warmup_feeds(feeds))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdserving-rpc"),
         options=[("grpc.max_send_message_length", max_body_size),

@@ -51,6 +51,8 @@ class Handler(Protocol):
 
 @dataclass(frozen=True)
 class WebSettings:
+    """The limits that keep one service up under bad input and load (defaults: 2 cores)."""
+
     max_body_bytes: int = 32 << 20
     max_image_pixels: int = 40_000_000  # width * height of one image
     max_images: int = 16                # per request
@@ -87,6 +89,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         yield
+        admission.close()
         for callback in on_shutdown:
             try:
                 await run_in_threadpool(callback)

@@ -1,22 +1,28 @@
 """Admission control: bounded work in progress, so a burst is refused instead of piling up.
 
-At most ``max_in_flight`` jobs run at once (each in a worker thread) and at most ``max_queue``
-more requests wait; any request beyond that is answered 503 at once. A job whose request has
-timed out keeps its slot until its thread really finishes: a thread cannot be stopped, and
-counting it keeps the number of busy threads (and their memory) bounded.
+At most ``max_in_flight`` jobs run at once and at most ``max_queue`` more requests wait; any
+request beyond that is answered 503 at once. A job whose request has timed out keeps its slot
+until it really finishes: a thread cannot be stopped, and counting it keeps the number of busy
+threads (and their memory) bounded.
+
+Jobs run on ``max_in_flight`` worker threads that live as long as the app: the number of threads
+doing work (and the memory they hold) is fixed, whatever the load. The threads are daemons, so a
+job stuck past shutdown does not hold the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import queue
+import threading
 from typing import Callable, Iterator, TypeVar
-
-from starlette.concurrency import run_in_threadpool
 
 from pdserving.errors import Unavailable
 
 T = TypeVar("T")
+_Job = tuple[Callable[[], object], concurrent.futures.Future]
 
 
 class Admission:
@@ -27,9 +33,14 @@ class Admission:
         self.retry_after = retry_after
         self.admitted = 0  # requests holding a ticket
         self.waiting = 0   # of those, waiting for a processing slot
-        self.running = 0   # jobs in a worker thread, including those whose request timed out
+        self.running = 0   # jobs on a worker thread, including those whose request timed out
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._jobs: set[asyncio.Future] = set()  # strong references while they run
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, daemon=True,
+                                          name=f"pdserving-worker-{i}")
+                         for i in range(max_in_flight)]
+        for thread in self._threads:
+            thread.start()
 
     @contextlib.contextmanager
     def ticket(self) -> Iterator[None]:
@@ -44,22 +55,36 @@ class Admission:
             self.admitted -= 1
 
     async def run(self, fn: Callable[[], T]) -> T:
-        """``fn()`` in a worker thread once a slot is free. Cancelling the caller (a timeout)
-        abandons the wait for the result, never the thread or its slot."""
+        """``fn()`` on a worker thread once a slot is free. Cancelling the caller (a timeout)
+        abandons the wait for the result, never the job or its slot."""
         self.waiting += 1
         try:
             await self._slots.acquire()
         finally:
             self.waiting -= 1
         self.running += 1
-        job = asyncio.ensure_future(run_in_threadpool(fn))
-        self._jobs.add(job)
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((fn, future))
+        job = asyncio.wrap_future(future)
         job.add_done_callback(self._release)
         return await asyncio.shield(job)
 
+    def close(self) -> None:
+        """Let the worker threads end once their current job is done."""
+        for _ in self._threads:
+            self._queue.put(None)
+
     def _release(self, job: asyncio.Future) -> None:
-        self._jobs.discard(job)
         self.running -= 1
         self._slots.release()
         if not job.cancelled():
             job.exception()  # retrieved: an abandoned job's error is not "never retrieved"
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fn, future = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as e:  # the worker must survive whatever the job raises
+                    future.set_exception(e)

@@ -1,0 +1,217 @@
+"""The web service against a real server on 127.0.0.1 with the real fast-mode OCR handler:
+every bad input of issue 5 gets its status and message, and the next good request succeeds."""
+
+import http.client
+import json
+import socket
+import struct
+import zlib
+
+import httpx
+import numpy as np
+import pytest
+
+from live_server import b64, body, encode, predict_url, real_handler, serve, text_image
+from pdserving.errors import Unavailable
+from pdserving.web.app import WebSettings, create_app
+
+SETTINGS = WebSettings(max_body_bytes=256 * 1024, max_image_pixels=4_000_000, max_images=4)
+GOOD = body()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small, valid-looking PNG whose header claims ``width`` x ``height`` pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I",
+                                                                          zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                                0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+
+
+def feed(*images: str, fetch=("res",)) -> dict:
+    return {"feed": [{"image": i} for i in images], "fetch": list(fetch)}
+
+
+JPEG = encode(text_image(), ".jpg")
+GOOD_IMAGE = GOOD["feed"][0]["image"]
+LIMIT = SETTINGS.max_body_bytes
+
+# id, request (method, path, httpx keyword arguments), status, start of the message
+BAD_INPUTS = [
+    ("not-json", ("POST", {"content": b"{feed: nope"}), 400, "body is not valid JSON"),
+    ("not-utf8", ("POST", {"content": b"\xff\xfe{}"}), 400, "body is not valid JSON"),
+    ("deep-nesting", ("POST", {"content": b"[" * 100_000}), 400, "body is not valid JSON"),
+    ("not-an-object", ("POST", {"json": [GOOD]}), 400, "body must be a JSON object"),
+    ("no-feed", ("POST", {"json": {"fetch": ["res"]}}), 400, "missing 'feed'"),
+    ("no-fetch", ("POST", {"json": {"feed": GOOD["feed"]}}), 400, "missing 'fetch'"),
+    ("feed-not-list", ("POST", {"json": {"feed": {"image": GOOD_IMAGE}, "fetch": ["res"]}}),
+     400, "feed must be a non-empty list"),
+    ("feed-empty", ("POST", {"json": {"feed": [], "fetch": ["res"]}}), 400,
+     "feed must be a non-empty list"),
+    ("item-without-image", ("POST", {"json": {"feed": [{"img": GOOD_IMAGE}], "fetch": []}}),
+     400, 'feed[0] must be an object with an "image" key'),
+    ("item-not-object", ("POST", {"json": {"feed": [GOOD_IMAGE], "fetch": []}}), 400,
+     'feed[0] must be an object with an "image" key'),
+    ("image-not-string", ("POST", {"json": feed(GOOD_IMAGE, 42)}), 400,
+     "feed[1].image must be a base64 string"),
+    ("invalid-base64", ("POST", {"json": feed("%%not base64%%")}), 400,
+     "feed[0].image: not valid base64"),
+    ("not-an-image", ("POST", {"json": feed(b64(b"just some text, not pixels"))}), 400,
+     "feed[0].image: not an image of a supported format"),
+    ("truncated-jpeg", ("POST", {"json": feed(b64(JPEG[: len(JPEG) * 2 // 3]))}), 400,
+     "feed[0].image: JPEG image data is corrupt or truncated"),
+    ("1x1-image", ("POST", {"json": feed(b64(encode(np.zeros((1, 1, 3), np.uint8))))}), 400,
+     "feed[0].image: image is 1x1; each side must be at least 4 pixels"),
+    ("pixel-bomb", ("POST", {"json": feed(b64(png_claiming(20000, 20000)))}), 413,
+     "feed[0].image: image is 20000x20000 = 400000000 pixels, over the limit of 4000000"),
+    ("too-many-images", ("POST", {"json": feed(*[GOOD_IMAGE] * 5)}), 413,
+     "feed has 5 images; at most 4 per request"),
+    ("body-too-large", ("POST", {"content": b" " * (LIMIT + 1)}), 413,
+     f"body is {LIMIT + 1} bytes, over the limit of {LIMIT}"),
+    ("chunked-body-too-large", ("POST", {"content": iter([b" " * 65536] * 5)}), 413,
+     f"body is over the limit of {LIMIT} bytes"),
+    ("unknown-fetch", ("POST", {"json": feed(GOOD_IMAGE, fetch=["res", "boxes"])}), 400,
+     "unknown fetch name 'boxes'; this service offers res, dt_boxes, rec_scores"),
+    ("fetch-not-strings", ("POST", {"json": feed(GOOD_IMAGE, fetch=[1])}), 400,
+     "fetch must be a string or a list of strings"),
+    ("wrong-method", ("GET", {}), 405, "Method Not Allowed: GET /ocr/prediction"),
+]
+
+
+@pytest.fixture(scope="module")
+def ocr(model_root):
+    with serve(create_app(real_handler("ocr", model_root), SETTINGS)) as base:
+        yield base
+
+
+def assert_error(r: httpx.Response, status: int, message: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    doc = r.json()
+    assert doc["err_msg"].startswith(message), doc
+    assert doc == {"result": doc["err_msg"], "err_no": status, "err_msg": doc["err_msg"]}
+
+
+def assert_good_request_succeeds(base: str) -> None:
+    r = httpx.post(predict_url(base), json=GOOD, timeout=30)
+    assert r.status_code == 200, r.text
+    assert "HELLO" in "".join(r.json()["result"]["res"])
+
+
+@pytest.mark.parametrize("req, status, message",
+                         [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_gets_its_error_and_the_service_keeps_serving(ocr, req, status, message):
+    method, kwargs = req
+    r = httpx.request(method, predict_url(ocr), timeout=30, **kwargs)
+    assert_error(r, status, message)
+    assert_good_request_succeeds(ocr)
+
+
+def test_unknown_path_is_a_json_404(ocr):
+    assert_error(httpx.post(ocr + "/predict", json=GOOD), 404, "Not Found: POST /predict")
+    assert_good_request_succeeds(ocr)
+
+
+def test_wrong_method_names_the_allowed_one(ocr):
+    r = httpx.put(predict_url(ocr), json=GOOD)
+    assert_error(r, 405, "Method Not Allowed: PUT")
+    assert r.headers["allow"] == "POST"
+
+
+def test_oversized_content_length_is_refused_before_the_body_is_sent(ocr):
+    """A client announcing 1 GiB gets 413 at once; nothing of the body is read or waited for."""
+    port = int(ocr.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /ocr/prediction HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                  b"\r\nContent-Length: 1073741824\r\n\r\n")
+        reply = http.client.HTTPResponse(s)
+        reply.begin()
+        assert reply.status == 413
+        assert json.loads(reply.read())["err_msg"] == (f"body is 1073741824 bytes, over the "
+                                                       f"limit of {LIMIT}")
+    assert_good_request_succeeds(ocr)
+
+
+def test_fetch_forms(ocr):
+    """A string, an empty list (the default output) and repeats are accepted."""
+    for fetch, keys in [("res", {"res"}), ([], {"res"}), (["rec_scores", "res", "res"],
+                                                           {"rec_scores", "res"})]:
+        r = httpx.post(predict_url(ocr), json={**GOOD, "fetch": fetch}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert set(r.json()["result"]) == keys
+
+
+def test_several_images_give_one_entry_per_image(ocr):
+    images = [encode(text_image("HELLO 123")), encode(text_image("WORLD 456"), ".jpg")]
+    r = httpx.post(predict_url(ocr), json=body(*images, fetch=["res", "dt_boxes"]), timeout=30)
+    result = r.json()["result"]
+    assert len(result["res"]) == len(result["dt_boxes"]) == 2
+    assert "HELLO" in "".join(result["res"][0]) and "WORLD" in "".join(result["res"][1])
+
+
+def test_health_ready_and_metrics(ocr):
+    assert httpx.get(ocr + "/health").json() == {"status": "alive"}
+    assert httpx.get(ocr + "/ready").json() == {"status": "ready"}
+    httpx.post(predict_url(ocr), content=b"nope")
+    assert_good_request_succeeds(ocr)
+    r = httpx.get(ocr + "/metrics")
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    for line in ['pdserving_http_requests_total{route="/ocr/prediction",service="ocr",'
+                 'status="400"}',
+                 'pdserving_http_requests_total{route="/ocr/prediction",service="ocr",'
+                 'status="200"}',
+                 'pdserving_http_request_duration_seconds_bucket{le="0.5",'
+                 'route="/ocr/prediction",service="ocr"}',
+                 'pdserving_requests_in_flight{service="ocr"} 0.0',
+                 'pdserving_requests_queued{service="ocr"} 0.0',
+                 'pdserving_model_inference_seconds_count{model="det"}',
+                 'pdserving_model_inference_seconds_count{model="rec"}']:
+        assert line in text, line
+
+
+class FakeHandler:
+    """Fails the way a handler may: a model server down, a bug, not ready."""
+
+    name = "fake"
+    outputs = ("res",)
+
+    def __init__(self, error: Exception | None = None, not_ready: str | None = None):
+        self.error = error
+        self.not_ready = not_ready
+
+    def __call__(self, images, fetch):
+        if self.error:
+            raise self.error
+        return {"res": [f"{img.shape[1]}x{img.shape[0]}" for img in images]}
+
+    def ready(self):
+        return self.not_ready
+
+
+def test_handler_unavailable_is_a_503_with_retry_after():
+    app = create_app(FakeHandler(Unavailable("det server 127.0.0.1:9 is down", 2.5)))
+    with serve(app) as base:
+        r = httpx.post(predict_url(base), json=GOOD)
+    assert_error(r, 503, "det server 127.0.0.1:9 is down")
+    assert r.headers["retry-after"] == "3"
+
+
+def test_a_bug_is_a_generic_500_logged_with_its_traceback(capfd):
+    app = create_app(FakeHandler(RuntimeError("secret internals")))
+    with serve(app) as base:
+        r = httpx.post(predict_url(base), json=GOOD)
+        assert httpx.get(base + "/health").status_code == 200
+    assert_error(r, 500, "internal server error")
+    assert "secret" not in r.text
+    log = capfd.readouterr().err
+    assert "Traceback" in log and "RuntimeError: secret internals" in log
+
+
+def test_not_ready_is_a_503_with_the_reason_while_health_stays_alive():
+    with serve(create_app(FakeHandler(not_ready="det endpoint 127.0.0.1:9 unreachable"))) as base:
+        r = httpx.get(base + "/ready")
+        assert httpx.get(base + "/health").json() == {"status": "alive"}
+    assert_error(r, 503, "not ready: det endpoint 127.0.0.1:9 unreachable")
+    assert "retry-after" in r.headers
