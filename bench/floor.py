@@ -1,0 +1,175 @@
+"""The engine floor: what the models alone cost for the tensors the pipeline gives them.
+
+The pipeline runs once over the image set in-process (the fast service's own handler, built by
+``services.local_handler``), with its det and rec models wrapped by a ``Recorder`` that keeps
+every input batch, and with the pre/post-processing steps (``pdserving.ops``) timed as they run.
+Then only the recorded batches are re-run on fresh predictors, at each thread setting: that sum
+per image is the floor no service can beat at those threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+from pdserving.engine.paddle_engine import EngineOptions
+from pdserving.imageio import decode_base64_image
+from pdserving.ops import crop, ctc, db, resize
+from pdserving.services import local_handler
+from pdserving.web.app import WebSettings
+from pdserving.web.schemas import parse_prediction
+
+# Pre/post-processing steps: report name -> the ops functions the pipeline calls for it.
+STEPS = {
+    "det resize + normalise": [(resize, "det_resize"), (resize, "det_normalize")],
+    "DB post-process + filter + sort": [(db, "db_postprocess"), (db, "filter_boxes"),
+                                        (db, "sort_boxes")],
+    "crop": [(crop, "rotate_crop")],
+    "rec resize + batching": [(resize, "rec_batches")],
+    "CTC decode": [(ctc, "ctc_decode")],
+}
+DECODE_STEP = "parse + decode (JSON, base64, image)"
+
+
+class Recorder:
+    """A model that passes calls through, keeping each input batch and the call's duration."""
+
+    def __init__(self, model):
+        self.model = model
+        self.calls: list[tuple[np.ndarray, float]] = []
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        out = self.model(batch)
+        self.calls.append((batch, time.perf_counter() - start))
+        return out
+
+    def take(self) -> list[tuple[np.ndarray, float]]:
+        """The calls since the last ``take``."""
+        calls, self.calls = self.calls, []
+        return calls
+
+
+@dataclass
+class ImageProfile:
+    """One image through the pipeline: total time, model time, step times (seconds)."""
+
+    name: str
+    total: float = 0.0                      # decode + pipeline, wall clock
+    det_batches: list[np.ndarray] = field(default_factory=list)
+    rec_batches: list[np.ndarray] = field(default_factory=list)
+    det_time: float = 0.0                   # det model as called inside the pipeline
+    rec_time: float = 0.0                   # rec model, all batches
+    steps: dict[str, float] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def timed_steps():
+    """Patch the ops functions the pipeline calls so each adds its duration to ``times[step]``
+    (yielded; clear it between images).
+
+    The pipeline looks them up on their modules at call time, so patching the module attribute
+    times exactly the calls the pipeline makes, without copying its code here.
+    """
+    times: dict[str, float] = defaultdict(float)
+
+    def wrap(fn, step):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                times[step] += time.perf_counter() - start
+        return timed
+
+    with ExitStack() as stack:
+        for step, targets in STEPS.items():
+            for module, name in targets:
+                stack.enter_context(mock.patch.object(module, name,
+                                                      wrap(getattr(module, name), step)))
+        yield times
+
+
+def profile_pipeline(names: list[str], bodies: list[bytes], model_root: Path,
+                     threads: int) -> list[ImageProfile]:
+    """Run the fast service's pipeline once over the images in ``bodies`` (the HTTP bodies the
+    services receive), after one warm-up image, recording model inputs and step times."""
+    handler = local_handler("ocr", model_root, EngineOptions(threads=threads, instances=1))
+    pipeline = handler.pipeline
+    det = pipeline.detector.model = Recorder(pipeline.detector.model)
+    rec = pipeline.recognizer.model = Recorder(pipeline.recognizer.model)
+    settings = WebSettings()
+
+    def decode(body: bytes) -> np.ndarray:
+        request = parse_prediction(body, handler.outputs, settings.max_images)
+        return decode_base64_image(request.images[0], settings.max_image_pixels)
+
+    pipeline(decode(bodies[0]))  # warm-up: first-call costs belong to cold start, not here
+    det.take(), rec.take()
+    profiles = []
+    with timed_steps() as times:
+        for name, body in zip(names, bodies):
+            p = ImageProfile(name)
+            times.clear()
+            start = time.perf_counter()
+            img = decode(body)
+            times[DECODE_STEP] = time.perf_counter() - start
+            lines = pipeline(img)
+            p.total = time.perf_counter() - start
+            p.steps = dict(times)
+            det_calls, rec_calls = det.take(), rec.take()
+            p.det_batches = [b for b, _ in det_calls]
+            p.rec_batches = [b for b, _ in rec_calls]
+            p.det_time = sum(t for _, t in det_calls)
+            p.rec_time = sum(t for _, t in rec_calls)
+            p.lines = [line.text for line in lines]
+            profiles.append(p)
+    return profiles
+
+
+@dataclass
+class Floor:
+    """Model time alone per image at one thread setting (seconds, one entry per image)."""
+
+    threads: int
+    det: list[float]
+    rec: list[float]
+
+    @property
+    def per_image(self) -> list[float]:
+        return [d + r for d, r in zip(self.det, self.rec)]
+
+
+def model_floor(profiles: list[ImageProfile], model_root: Path, threads: int,
+                runs: int) -> Floor:
+    """Re-run the recorded batches alone on a fresh single-predictor handler at ``threads``.
+
+    Each batch runs ``runs`` times in a row and the fastest counts: the first run pays for a
+    shape new to oneDNN, and other load on the machine only ever adds time. So the floor is the
+    models' steady cost per shape, without shape-cache misses.
+    """
+    pipeline = local_handler("ocr", model_root,
+                             EngineOptions(threads=threads, instances=1)).pipeline
+    det_model, rec_model = pipeline.detector.model, pipeline.recognizer.model
+
+    def cost(model, batches: list[np.ndarray]) -> float:
+        total = 0.0
+        for batch in batches:
+            fastest = float("inf")
+            for _ in range(runs):
+                start = time.perf_counter()
+                model(batch)
+                fastest = min(fastest, time.perf_counter() - start)
+            total += fastest
+        return total
+
+    return Floor(threads,
+                 det=[cost(det_model, p.det_batches) for p in profiles],
+                 rec=[cost(rec_model, p.rec_batches) for p in profiles])

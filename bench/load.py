@@ -1,0 +1,211 @@
+"""The services under test as subprocesses, the HTTP load generator, and their memory.
+
+A service is started as a user starts it (the top-level scripts, ``python -m pdserving.serve``)
+on free 127.0.0.1 ports, and counts as ready when ``GET /ready`` answers 200. Its memory is the
+RSS summed over all its processes (the web process, its children, and in standard mode the det
+model server), sampled in a background thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+from pdserving.launcher import ServerProcess, free_port, model_server
+
+ROOT = Path(__file__).resolve().parent.parent
+MODES = {"fast": "ocr_local_server.py", "standard": "ocr_web_server.py"}
+# First ports tried: away from the defaults (9292, 9293, 12000) and from the test suite's.
+DET_PORT, WEB_PORT, MODEL_PORT = 18000, 18100, 18200
+REQUEST_TIMEOUT = 120.0
+MiB = 1 << 20
+logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request (paddle logs INFO)
+
+
+class RssSampler:
+    """Summed RSS of some process trees every ``interval`` seconds, kept as (time, bytes)."""
+
+    def __init__(self, pids: list[int], interval: float = 0.2):
+        self.roots = [psutil.Process(pid) for pid in pids]
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def current(self) -> int:
+        total = 0
+        for root in self.roots:
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append((time.monotonic(), self.current()))
+
+    def peak(self, since: float = 0.0) -> int:
+        """The highest sample taken at or after ``since`` (a ``time.monotonic()`` value)."""
+        return max((rss for t, rss in self.samples if t >= since), default=self.current())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Service:
+    """One OCR service ("fast" or "standard") with all its processes, started by ``start``."""
+
+    def __init__(self, mode: str, model_root: Path):
+        self.mode = mode
+        self.model_root = model_root
+        self.processes: list[ServerProcess] = []
+        self.url = ""
+        self.rss: RssSampler | None = None
+        self.det_ready_s = 0.0  # standard mode: launch -> det model server ready
+
+    def start(self) -> float:
+        """Launch and wait until ``GET /ready`` is 200; returns seconds from launch to ready.
+
+        Standard mode starts the det model server first, then the web service, as a user would;
+        both are counted.
+        """
+        launched = time.perf_counter()
+        args = [sys.executable, str(ROOT / MODES[self.mode]), "cpu", "--host", "127.0.0.1",
+                "--model_root", str(self.model_root)]
+        if self.mode == "standard":
+            det = self._launch(model_server(self.model_root / "ocr_det_model",
+                                            free_port(DET_PORT)))
+            self.det_ready_s = time.perf_counter() - launched
+            args += ["--det_endpoints", det.endpoint, "--model_port", str(free_port(MODEL_PORT))]
+        port = free_port(WEB_PORT)
+        self._launch(ServerProcess(args + ["--port", str(port)], f"{self.mode} OCR service",
+                                   f"127.0.0.1:{port}"))
+        self.url = f"http://127.0.0.1:{port}/ocr/prediction"
+        self._wait_ready(f"http://127.0.0.1:{port}/ready")
+        ready_s = time.perf_counter() - launched
+        self.rss = RssSampler([p.proc.pid for p in self.processes])
+        return ready_s
+
+    def _launch(self, proc: ServerProcess) -> ServerProcess:
+        self.processes.append(proc)  # before start, so stop() covers a half-started service
+        return proc.start(timeout=120)
+
+    def _wait_ready(self, url: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.mode} service: {url} not 200 after {timeout:g} s")
+
+    def stop(self) -> None:
+        """Stop every process, web service first (it stops its own model server)."""
+        if self.rss:
+            self.rss.stop()
+        for proc in reversed(self.processes):
+            proc.stop(grace=15)
+        self.processes.clear()
+
+    def __enter__(self) -> "Service":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@dataclass
+class LoadResult:
+    concurrency: int
+    latencies: list[float]  # seconds, successful requests only
+    errors: Counter         # failed requests by kind: HTTP status or exception name
+    wall: float             # seconds, first request sent to last answer
+    peak_rss: int = 0       # bytes, during this run
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def throughput(self) -> float:
+        """Successful images per second."""
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+
+def run_load(url: str, bodies: list[bytes], concurrency: int, total: int,
+             rss: RssSampler | None = None) -> LoadResult:
+    """Send ``total`` requests (``bodies`` in turn) from ``concurrency`` threads, each with its
+    own keep-alive connection, each sending its next request as soon as the last is answered."""
+    counter = itertools.count()
+    lock = threading.Lock()
+    stop = threading.Event()  # set on Ctrl-C: workers finish their request and quit
+    latencies: list[float] = []
+    errors: Counter = Counter()
+
+    def worker() -> None:
+        with httpx.Client(timeout=REQUEST_TIMEOUT,
+                          headers={"Content-Type": "application/json"}) as client:
+            while not stop.is_set() and (i := next(counter)) < total:
+                start = time.perf_counter()
+                try:
+                    status = client.post(url, content=bodies[i % len(bodies)]).status_code
+                    error = "" if status == 200 else str(status)
+                except httpx.HTTPError as e:
+                    error = type(e).__name__
+                elapsed = time.perf_counter() - start
+                with lock:
+                    if error:
+                        errors[error] += 1
+                    else:
+                        latencies.append(elapsed)
+
+    began = time.monotonic()
+    start = time.perf_counter()
+    pool = ThreadPoolExecutor(concurrency)
+    try:
+        for future in [pool.submit(worker) for _ in range(concurrency)]:
+            future.result()
+    finally:
+        stop.set()
+        pool.shutdown()
+    wall = time.perf_counter() - start
+    peak = rss.peak(since=began) if rss else 0
+    return LoadResult(concurrency, latencies, errors, wall, peak)
+
+
+def first_and_steady(url: str, body: bytes, repeats: int) -> tuple[float, float]:
+    """The first request's latency on a just-ready service, and the median of ``repeats`` more
+    of the same request (the steady latency for that image)."""
+    with httpx.Client(timeout=REQUEST_TIMEOUT,
+                      headers={"Content-Type": "application/json"}) as client:
+        times = []
+        for _ in range(1 + repeats):
+            start = time.perf_counter()
+            client.post(url, content=body).raise_for_status()
+            times.append(time.perf_counter() - start)
+    return times[0], statistics.median(times[1:])

@@ -1,0 +1,51 @@
+"""Smoke test of the benchmark harness (bench/): a ``--quick`` run against real servers.
+
+Only the shape of the report is checked, never a timing: the figures of a quick run on a busy
+test machine mean nothing.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import data
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ["# Benchmark results", "## 1. Engine floor", "## 2. Services over HTTP",
+            "## 3. Memory over time", "## 4. Cold start", "## Targets (issue 4)"]
+
+
+def test_generated_images_are_deterministic(tmp_path):
+    samples = data.load_samples(limit=1)
+    first = data.generate(tmp_path / "a", samples, data.QUICK_PAGE_SIZES)
+    second = data.generate(tmp_path / "b", samples, data.QUICK_PAGE_SIZES)
+    assert [im.data for im in first] == [im.data for im in second]
+    assert [(im.height, im.width) for im in first] == data.QUICK_PAGE_SIZES
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_section(model_root, tmp_path):
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# old report\n\n## Notes\n\nWritten by hand.\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out),
+         "--model_root", str(model_root), "--data", str(tmp_path / "data")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    text = out.read_text(encoding="utf-8")
+    for heading in SECTIONS:
+        assert heading in text
+    assert "# old report" not in text
+    assert text.endswith("## Notes\n\nWritten by hand.\n")  # the hand-written notes are kept
+
+    sweep = [line.split("|")[1:-1] for line in text.splitlines()
+             if line.startswith(("| fast |", "| standard |")) and line.count("|") == 10]
+    assert [(row[0].strip(), int(row[1])) for row in sweep] == [
+        (mode, c) for mode in ("fast", "standard") for c in (1, 2, 4, 8)]
+    assert all(row[7].strip() == "0" for row in sweep), "requests failed during the quick run"
+    for mode in ("fast", "standard"):
+        assert f"| {mode} cold start (s) |" in text
+        assert f"| {mode} RSS end / after first requests |" in text
