@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pdserving.engine import GpuUnavailable
 from pdserving.engine.paddle_engine import EngineOptions, cuda_available
+from pdserving.engine.process_pool import WorkerError
 from pdserving.launcher import free_port, model_server
 from pdserving.package import ensure_model
 from pdserving.pipeline import OcrOptions
@@ -32,7 +33,8 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
                    help="folder with ocr_det_model/, ocr_rec_model/ (made from the bundled "
                         "models when missing)")
     p.add_argument("--gpu_id", type=int, default=0)
-    p.add_argument("--instances", type=int, default=2, help="predictors per model")
+    p.add_argument("--instances", type=int, default=2,
+                   help="model worker processes (each runs one batch at a time)")
     p.add_argument("--threads", type=int, default=1, help="math threads per predictor")
     p.add_argument("--use_cls", action="store_true", help="180-degree classifier on crops")
     p.add_argument("--drop_score", type=float, default=0.0,
@@ -73,10 +75,11 @@ def _local(kind: str, description: str, argv: list[str]) -> int:
     args = _parser(description, standard=False).parse_args(argv)
     try:
         handler = local_handler(kind, args.model_root, _engine_options(args), _ocr_options(args))
-    except (GpuUnavailable, FileNotFoundError) as e:
+    except (GpuUnavailable, FileNotFoundError, WorkerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return run(create_app(handler, _settings(args)), args.host, args.port)
+    return run(create_app(handler, _settings(args), on_shutdown=[handler.close]),
+               args.host, args.port)
 
 
 def _standard(kind: str, description: str, argv: list[str]) -> int:

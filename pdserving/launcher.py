@@ -32,7 +32,8 @@ def free_port(start: int = 12000, host: str = "127.0.0.1") -> int:
     raise RuntimeError(f"no free port from {start}")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Ask the kernel to SIGTERM this process when its parent dies (Linux)."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -52,7 +53,7 @@ class ServerProcess:
         # The child imports pdserving wherever it was started from, installed or not.
         path = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, preexec_fn=_die_with_parent,
+                                     text=True, preexec_fn=die_with_parent,
                                      env={**os.environ, "PYTHONPATH": path})
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(ready,), daemon=True).start()

@@ -10,11 +10,11 @@ import argparse
 import signal
 import sys
 import threading
-import warnings
 from pathlib import Path
 
 from pdserving.engine import GpuUnavailable
 from pdserving.engine.paddle_engine import EngineOptions, ModelNotFound
+from pdserving.engine.process_pool import WorkerError
 from pdserving.rpc.server import MAX_BODY_SIZE, PortInUse, serve
 
 GRACE_S = 5.0
@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=9393)
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--thread", type=int, default=4,
-                   help="concurrent calls (gRPC workers = Paddle predictors)")
+                   help="concurrent calls; they share min(thread, cores) model processes")
     p.add_argument("--gpu_ids", default="", help="GPU to run on (first id used); empty = CPU")
     p.add_argument("--device", choices=["cpu", "gpu"], default=None,
                    help="gpu without --gpu_ids means GPU 0")
@@ -59,15 +59,13 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Paddle warns at import about a missing ccache (C++ extension builds only): noise here.
-    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
     if not Path(args.model).is_dir():
         print(f"error: model folder {args.model} not found", file=sys.stderr)
         return 2
     try:
         server = serve(args.model, args.port, host=args.host, threads=args.thread,
                        options=engine_options(args), max_body_size=args.max_body_size)
-    except (GpuUnavailable, ModelNotFound, PortInUse) as e:
+    except (GpuUnavailable, ModelNotFound, PortInUse, WorkerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     stop = threading.Event()

@@ -15,7 +15,8 @@ import numpy as np
 
 from pdserving import metrics, modelconf
 from pdserving.engine import Model
-from pdserving.engine.paddle_engine import EngineOptions, PaddleEngine
+from pdserving.engine.paddle_engine import EngineOptions
+from pdserving.engine.process_pool import WorkerPool
 from pdserving.ops import ctc
 from pdserving.package import FEED_ALIAS, ensure_model
 from pdserving.pipeline import Detector, OcrOptions, OcrPipeline, Recognizer
@@ -38,6 +39,7 @@ def _boxes_json(boxes) -> list:
 @dataclass
 class _Handler:
     ready_checks: list[ReadyCheck] = field(default_factory=list, kw_only=True)
+    closers: list[Callable[[], None]] = field(default_factory=list, kw_only=True)
 
     def ready(self) -> str | None:
         for check in self.ready_checks:
@@ -45,6 +47,11 @@ class _Handler:
             if reason:
                 return reason
         return None
+
+    def close(self) -> None:
+        """Stop what the handler started (model worker processes, RPC channels)."""
+        for close in self.closers:
+            close()
 
 
 @dataclass
@@ -131,22 +138,24 @@ def build_handler(kind: str, det: Model | None, rec: Model | None, rec_dir: Path
 def local_handler(kind: str, model_root: str | Path = ".",
                   engine: EngineOptions | None = None,
                   options: OcrOptions = OcrOptions()) -> _Handler:
-    """Fast mode: the models this service needs, in-process, loaded and warmed up."""
+    """Fast mode: the models this service needs in ``engine.instances`` worker processes of
+    this machine, loaded and warmed up. ``handler.close()`` stops them."""
     engine = engine or EngineOptions(instances=2)
     root = Path(model_root)
-
-    def load(name: str, warm_shape: tuple[int, ...]) -> PaddleEngine:
-        return PaddleEngine(ensure_model(root / f"ocr_{name}_model"), engine,
-                            warmup=np.zeros(warm_shape, np.float32))
-
-    det = load("det", (1, 3, 640, 640)) if kind in ("ocr", "det") else None
-    rec = rec_dir = cls = None
-    if kind in ("ocr", "rec"):
-        rec_dir = root / "ocr_rec_model"
-        rec = load("rec", (options.rec_batch_size, 3, options.rec_height, options.rec_min_width))
-    if options.use_cls and rec is not None:
-        cls = load("cls", (1, 3, 48, 192))
-    return build_handler(kind, det, rec, rec_dir, options, cls)
+    names = {"ocr": ["det", "rec"], "det": ["det"], "rec": ["rec"]}[kind]
+    if options.use_cls and "rec" in names:
+        names.append("cls")
+    warm = {"det": (1, 3, 640, 640), "cls": (1, 3, 48, 192),
+            "rec": (options.rec_batch_size, 3, options.rec_height, options.rec_min_width)}
+    pool = WorkerPool({n: ensure_model(root / f"ocr_{n}_model") for n in names}, engine,
+                      workers=engine.instances,
+                      warmup={n: np.zeros(warm[n], np.float32) for n in names})
+    models = pool.models
+    handler = build_handler(kind, models.get("det"), models.get("rec"),
+                            root / "ocr_rec_model" if "rec" in models else None, options,
+                            models.get("cls"))
+    handler.closers.append(pool.close)
+    return handler
 
 
 def _remote(name: str, endpoints: list[str], root: Path) -> tuple["RemoteModel", ReadyCheck]:

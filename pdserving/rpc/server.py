@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 from concurrent import futures
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -18,7 +17,8 @@ import numpy as np
 
 from pdserving import modelconf
 from pdserving.convert import read_model_io
-from pdserving.engine.paddle_engine import EngineOptions, PaddleEngine, find_model_files
+from pdserving.engine.paddle_engine import EngineOptions, find_model_files
+from pdserving.engine.process_pool import PooledModel, WorkerPool
 from pdserving.errors import BadRequest, ServingError
 from pdserving.modelconf import Var
 from pdserving.proto import general_model_service_pb2 as pb
@@ -37,9 +37,10 @@ class PortInUse(OSError):
 
 
 class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
-    """Runs requests through a ``PaddleEngine``; feed/fetch names may be aliases or real names."""
+    """Runs requests on the model's worker processes; feed/fetch names may be aliases or real
+    names."""
 
-    def __init__(self, engine: PaddleEngine, feeds: list[Var], fetches: list[Var]):
+    def __init__(self, engine: PooledModel, feeds: list[Var], fetches: list[Var]):
         self.engine = engine
         self.feeds = _by_name(feeds)
         self.feed_order = feeds
@@ -153,14 +154,15 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
           max_body_size: int = MAX_BODY_SIZE) -> grpc.Server:
     """Load and warm up the model, then start serving it; returns the started server.
 
-    ``threads`` is both the gRPC worker count and the predictor pool size, so every worker has a
-    predictor. Raises ``PortInUse`` if the address cannot be bound (SO_REUSEPORT is off, so a
+    ``threads`` gRPC threads take calls; they share min(threads, cores) model worker processes
+    (Paddle keeps the GIL while it runs, so only processes run models side by side). Raises ``PortInUse`` if the address cannot be bound (SO_REUSEPORT is off, so a
     second server on the same port fails instead of silently sharing it).
     """
     check_port(host, port)
     feeds, fetches = model_vars(model_dir)
-    engine = PaddleEngine(model_dir, replace(options, instances=threads),
-                          warmup=warmup_feeds(feeds))
+    pool = WorkerPool({"model": model_dir}, options, workers=min(threads, os.cpu_count() or 1),
+                      warmup={"model": warmup_feeds(feeds)})
+    engine = pool.models["model"]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdserving-rpc"),
         options=[("grpc.max_send_message_length", max_body_size),
@@ -171,9 +173,10 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
     address = f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)
-    except RuntimeError as e:
-        raise PortInUse(f"cannot listen on {address}: {e}") from None
+    except RuntimeError:
+        bound = 0
     if not bound:
+        pool.close()
         raise PortInUse(f"cannot listen on {address}: port in use or address not available")
     server.start()
     return server

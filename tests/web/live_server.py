@@ -47,9 +47,7 @@ def serve(app) -> Iterator[str]:
 
 
 def real_handler(kind: str, model_root: Path):
-    """The fast-mode handler of ``kind``, one per server: a Paddle predictor can fail when a new
-    thread reuses the id of a dead one that ran it (see ``pdserving.web.limits``), and each
-    server has its own worker threads."""
+    """The fast-mode handler of ``kind``: real models, in-process."""
     return local_handler(kind, model_root)
 
 
