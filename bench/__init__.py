@@ -2,6 +2,6 @@
 
 - ``data``: the image sets (the samples, a generated set up to 4000 px, sizes for the memory run).
 - ``floor``: the engine floor (model time alone) and the pre/post-processing share, in-process.
-- ``load``: the services as subprocesses, the HTTP load generator and the RSS sampler.
+- ``load``: the services as subprocesses, the HTTP load generator and the memory sampler.
 - ``run``: the phases in order, the targets, and the markdown report.
 """

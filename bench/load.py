@@ -1,9 +1,11 @@
 """The services under test as subprocesses, the HTTP load generator, and their memory.
 
 A service is started as a user starts it (the top-level scripts, ``python -m pdserving.serve``)
-on free 127.0.0.1 ports, and counts as ready when ``GET /ready`` answers 200. Its memory is the
-RSS summed over all its processes (the web process, its children, and in standard mode the det
-model server), sampled in a background thread.
+on free 127.0.0.1 ports, and counts as ready when ``GET /ready`` answers 200. Its memory is
+summed over all its processes (the web process, its model workers and servers, and in standard
+mode the det model server), sampled in a background thread. Each process counts its PSS
+(proportional set size): Paddle's shared library pages, mapped by every model worker, are in
+memory once, and a sum of RSS would count them once per process.
 """
 
 from __future__ import annotations
@@ -34,8 +36,17 @@ MiB = 1 << 20
 logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request (paddle logs INFO)
 
 
-class RssSampler:
-    """Summed RSS of some process trees every ``interval`` seconds, kept as (time, bytes)."""
+def _pss(pid: int) -> int:
+    """A process's PSS in bytes, from /proc (0 if it has gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next(int(line.split()[1]) << 10 for line in f if line.startswith("Pss:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+class MemorySampler:
+    """Summed PSS of some process trees every ``interval`` seconds, kept as (time, bytes)."""
 
     def __init__(self, pids: list[int], interval: float = 0.2):
         self.roots = [psutil.Process(pid) for pid in pids]
@@ -53,10 +64,7 @@ class RssSampler:
             except psutil.NoSuchProcess:
                 continue
             for p in procs:
-                try:
-                    total += p.memory_info().rss
-                except psutil.NoSuchProcess:
-                    pass
+                total += _pss(p.pid)
         return total
 
     def _run(self) -> None:
@@ -80,7 +88,7 @@ class Service:
         self.model_root = model_root
         self.processes: list[ServerProcess] = []
         self.url = ""
-        self.rss: RssSampler | None = None
+        self.rss: MemorySampler | None = None
         self.det_ready_s = 0.0  # standard mode: launch -> det model server ready
 
     def start(self) -> float:
@@ -103,7 +111,7 @@ class Service:
         self.url = f"http://127.0.0.1:{port}/ocr/prediction"
         self._wait_ready(f"http://127.0.0.1:{port}/ready")
         ready_s = time.perf_counter() - launched
-        self.rss = RssSampler([p.proc.pid for p in self.processes])
+        self.rss = MemorySampler([p.proc.pid for p in self.processes])
         return ready_s
 
     def _launch(self, proc: ServerProcess) -> ServerProcess:
@@ -158,7 +166,7 @@ class LoadResult:
 
 
 def run_load(url: str, bodies: list[bytes], concurrency: int, total: int,
-             rss: RssSampler | None = None) -> LoadResult:
+             rss: MemorySampler | None = None) -> LoadResult:
     """Send ``total`` requests (``bodies`` in turn) from ``concurrency`` threads, each with its
     own keep-alive connection, each sending its next request as soon as the last is answered."""
     counter = itertools.count()

@@ -37,12 +37,12 @@ class Plan:
 
     sample_limit: int | None = None
     page_sizes: tuple = tuple(data.PAGE_SIZES)
-    floor_runs: int = 3         # runs per recorded batch (the fastest counts)
+    floor_runs: int = 3         # passes over the recorded batches (fastest per image counts)
     steady_repeats: int = 5     # same-image requests after the first one
     warmup_passes: int = 1      # untimed passes over the image set before the sweep
     sweep_passes: int = 1       # passes over the image set per level (at least c requests)
     memory_requests: int = 2000
-    memory_mark: int = 100      # RSS is read after this many requests and at the end
+    memory_mark: int = 100      # memory is read after this many requests and at the end
     size_variants: int = 50
 
 
@@ -60,7 +60,7 @@ class ModeResult:
     first: float = 0.0
     steady: float = 0.0
     sweep: dict[int, LoadResult] = field(default_factory=dict)
-    memory: tuple[int, int, int] | None = None  # RSS after the mark, at the end, peak
+    memory: tuple[int, int, int] | None = None  # memory after the mark, at the end, peak
     memory_s: float = 0.0  # duration of the memory run
     memory_errors: Counter = field(default_factory=Counter)
     memory_note: str = ""
@@ -213,8 +213,9 @@ def floor_section(profiles: list[floor.ImageProfile], floors: list[floor.Floor],
                   service_threads: int, runs: int, check: str) -> list[str]:
     out = ["## 1. Engine floor (in-process, no HTTP)", "",
            "Model time alone per image, for exactly the batches the pipeline fed the models "
-           f"(recorded in one pipeline pass, then each re-run {runs} times alone on one "
-           "predictor; the fastest run counts). Milliseconds per image.", ""]
+           f"(recorded in one pipeline pass, then the whole sequence re-run {runs} times alone, in "
+           "the pipeline's order, on one in-process predictor per model; each image keeps its "
+           "fastest pass). Milliseconds per image.", ""]
     rows = []
     for f in floors:
         label = f"{f.threads}" + (" (services' setting)" if f.threads == service_threads else "")
@@ -256,7 +257,7 @@ def services_section(results: dict[str, ModeResult], plan: Plan,
     out = ["## 2. Services over HTTP", "",
            "Each concurrency level sends the image set in turn from that many client threads "
            f"(keep-alive connections, bodies prepared beforehand){warm}. "
-           "Latency is per request (one image). Peak RSS: all processes of the service summed, "
+           "Latency is per request (one image). Peak memory: PSS of all processes of the service summed (shared library pages counted once), "
            "sampled every 0.2 s during the level.", ""]
     rows = []
     for r in results.values():
@@ -265,7 +266,7 @@ def services_section(results: dict[str, ModeResult], plan: Plan,
                          f"{res.throughput:.2f}", ms(res.percentile(50)), ms(res.percentile(90)),
                          ms(res.percentile(99)), errors(res.errors), mib(res.peak_rss)])
     out += table(["mode", "concurrency", "requests", "images/s", "p50 ms", "p90 ms", "p99 ms",
-                  "errors", "peak RSS MiB"], rows)
+                  "errors", "peak memory MiB"], rows)
     if ideal:
         out += [f"Ideal throughput on this machine: cores / floor mean at 1 math thread = "
                 f"**{ideal:.2f} images/s**.", ""]
@@ -280,7 +281,7 @@ def memory_section(results: dict[str, ModeResult], plan: Plan,
            f"{plan.memory_requests} requests at concurrency {MEMORY_CONCURRENCY} on the service "
            f"of section 2, cycling through {len(variants)} variants of distinct sizes (long side "
            f"{min(sides)}-{max(sides)} px: many det input shapes) of {', '.join(sources)}. "
-           "RSS summed over the service's processes.", ""]
+           "Memory: PSS summed over the service's processes.", ""]
     rows = []
     for r in results.values():
         if r.memory is None:
@@ -289,8 +290,8 @@ def memory_section(results: dict[str, ModeResult], plan: Plan,
         after, end, peak = r.memory
         rows.append([r.mode, f"{r.memory_s:.0f} s", errors(r.memory_errors), mib(after),
                      mib(end), f"{end / after:.3f}", mib(peak)])
-    out += table(["mode", "duration", "errors", f"RSS after {plan.memory_mark} MiB",
-                  "RSS at end MiB", "end / after", "peak MiB"], rows)
+    out += table(["mode", "duration", "errors", f"memory after {plan.memory_mark} MiB",
+                  "memory at end MiB", "end / after", "peak MiB"], rows)
     return out
 
 
@@ -333,10 +334,10 @@ def targets(results: dict[str, ModeResult], floors: list[floor.Floor],
         rows.append((f"{r.mode} c=4 p99 / p50", v, "<= 3", v <= 3))
         if r.memory:
             v = r.memory[1] / r.memory[0]
-            rows.append((f"{r.mode} RSS end / after first requests", v, "<= 1.2", v <= 1.2))
+            rows.append((f"{r.mode} memory end / after first requests", v, "<= 1.2", v <= 1.2))
     if fast:
         v = fast.peak_rss / (1 << 30)
-        rows.append(("fast peak RSS (GiB)", v, "< 1.5", v < 1.5))
+        rows.append(("fast peak memory, PSS summed (GiB)", v, "< 1.5", v < 1.5))
     for r in results.values():
         rows.append((f"{r.mode} cold start (s)", r.ready_s, "< 15", r.ready_s < 15))
         v = r.first / r.steady

@@ -24,6 +24,7 @@ class OcrOptions:
     rec_height: int = 48          # rec model input height (48 for PP-OCRv4, 32 for 2020 models)
     rec_batch_size: int = 6       # crops per rec batch, sorted by aspect ratio
     rec_min_width: int = 320      # floor of a rec batch's width
+    rec_max_total_width: int = 3200  # batch size x width cap (6 lines of 320 px, 2 of 1600)
     use_cls: bool = False         # 180-degree classifier on crops (off, as in the original)
     cls_thresh: float = 0.9
     drop_score: float = 0.0       # drop lines whose rec score is below this (0 keeps all)
@@ -69,7 +70,8 @@ class Recognizer:
         o = self.options
         for indices, batch in resize.rec_batches(crops, height=o.rec_height,
                                                  batch_size=o.rec_batch_size,
-                                                 min_width=o.rec_min_width):
+                                                 min_width=o.rec_min_width,
+                                                 max_total_width=o.rec_max_total_width):
             for i, result in zip(indices, ctc.ctc_decode(self.model(batch), self.charset)):
                 out[i] = result
         return out

@@ -48,4 +48,4 @@ def test_quick_run_writes_every_section(model_root, tmp_path):
     assert all(row[7].strip() == "0" for row in sweep), "requests failed during the quick run"
     for mode in ("fast", "standard"):
         assert f"| {mode} cold start (s) |" in text
-        assert f"| {mode} RSS end / after first requests |" in text
+        assert f"| {mode} memory end / after first requests |" in text

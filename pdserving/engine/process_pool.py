@@ -11,7 +11,6 @@ the region comes back through the pipe once, and the region grows for the next c
 from __future__ import annotations
 
 import atexit
-import ctypes
 import logging
 import mmap
 import multiprocessing
@@ -26,12 +25,11 @@ from typing import Sequence
 import numpy as np
 
 from pdserving.engine import GpuUnavailable
-from pdserving.engine.paddle_engine import EngineOptions, cuda_available
+from pdserving.engine.paddle_engine import EngineOptions, cuda_available, tune_malloc
 from pdserving.launcher import die_with_parent
 
 log = logging.getLogger(__name__)
 ALIGN = 64
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 INITIAL_REGION = 32 << 20
 SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 
@@ -67,18 +65,10 @@ def _map(path: str, size: int) -> mmap.mmap:
         return mmap.mmap(f.fileno(), size)
 
 
-def _keep_big_buffers() -> None:
-    """Keep large freed buffers in the heap: Paddle frees its intermediates after every run,
-    and handing them back to the OS makes the next run pay page faults (det ~50% slower)."""
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 512 << 20)
-
-
 def _worker_main(conn, models: dict[str, str], options: EngineOptions,
                  warmup: dict[str, np.ndarray]) -> None:
     """A worker process: load the models, say which names they take, then serve calls."""
-    _keep_big_buffers()
+    tune_malloc()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     die_with_parent()  # a killed server leaves no worker behind, even mid-call
     try:

@@ -58,20 +58,30 @@ def cls_resize_normalize(img: np.ndarray, height: int = 48, width: int = 192) ->
 
 
 def rec_batches(crops: Sequence[np.ndarray], height: int = 48, batch_size: int | None = 6,
-                min_width: int = 320) -> list[tuple[list[int], np.ndarray]]:
+                min_width: int = 320, max_total_width: int | None = None
+                ) -> list[tuple[list[int], np.ndarray]]:
     """Cut crops into rec batches of similar aspect ratio (less padding, shorter sequences).
 
     Returns ``(indices, batch)`` pairs: ``indices`` are positions in ``crops``, so the caller puts
     results back in the crops' order. Each batch's width is ``int(height * max w/h)``, at least
-    ``min_width`` (PaddleOCR's recogniser: height 48, floor 320). ``batch_size=None, min_width=0,
-    height=32`` is the original single batch with ``W = int(32 * max_wh_ratio)``.
+    ``min_width`` (PaddleOCR's recogniser: height 48, floor 320). ``max_total_width`` also caps
+    batch size x width: long lines go in small batches, where batching gains nothing and a
+    full batch would multiply the model's memory. ``batch_size=None, min_width=0, height=32`` is
+    the original single batch with ``W = int(32 * max_wh_ratio)``.
     """
     ratios = [c.shape[1] / c.shape[0] for c in crops]
     order = sorted(range(len(crops)), key=ratios.__getitem__)
     step = batch_size or max(len(crops), 1)
+    groups: list[list[int]] = []
+    for i in order:  # widest last, so a batch's width is that of its newest crop
+        width = max(min_width, int(height * ratios[i]))
+        if (groups and len(groups[-1]) < step
+                and (max_total_width is None or (len(groups[-1]) + 1) * width <= max_total_width)):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
     batches = []
-    for start in range(0, len(order), step):
-        indices = order[start:start + step]
+    for indices in groups:
         width = max(min_width, int(height * max(ratios[i] for i in indices)))
         batch = np.stack([rec_resize_normalize(crops[i], height, width) for i in indices])
         batches.append((indices, batch))

@@ -77,3 +77,13 @@ def test_rec_batch_original_single_batch():
 
 def test_rec_batch_empty():
     assert rec_batches([]) == []
+
+
+def test_rec_batch_caps_batch_size_times_width():
+    # widths 320, 320, 960, 1440, 1440 (ratios 2, 5, 20, 30, 30 at height 48)
+    crops = [_crop(10, 20), _crop(10, 50), _crop(10, 200), _crop(10, 300), _crop(10, 300)]
+    batches = rec_batches(crops, height=48, batch_size=6, min_width=320, max_total_width=3200)
+    assert [idx for idx, _ in batches] == [[0, 1, 2], [3, 4]]
+    assert all(b.shape[0] * b.shape[3] <= 3200 for _, b in batches)
+    one = rec_batches([_crop(10, 1000)], height=48, max_total_width=3200)
+    assert one[0][1].shape == (1, 3, 48, 4800)        # a line wider than the cap goes alone
