@@ -6,6 +6,7 @@ with in-process Paddle predictors (fast mode) or with models behind RPC (standar
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -25,6 +26,7 @@ class OcrOptions:
     rec_batch_size: int = 6       # crops per rec batch, sorted by aspect ratio
     rec_min_width: int = 320      # floor of a rec batch's width
     rec_max_total_width: int = 3200  # batch size x width cap (6 lines of 320 px, 2 of 1600)
+    rec_parallel: int = 2         # rec batches of one image run at once (model workers)
     use_cls: bool = False         # 180-degree classifier on crops (off, as in the original)
     cls_thresh: float = 0.9
     drop_score: float = 0.0       # drop lines whose rec score is below this (0 keeps all)
@@ -60,6 +62,9 @@ class Recognizer:
         self.charset = charset
         self.options = options
         self.classifier = classifier
+        # An image's rec batches go to the model side by side: with a model worker per core, a
+        # lone request uses every core.
+        self._calls = ThreadPoolExecutor(options.rec_parallel, thread_name_prefix="rec")
 
     def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         if not crops:
@@ -68,11 +73,13 @@ class Recognizer:
             crops = self._orient(crops)
         out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
         o = self.options
-        for indices, batch in resize.rec_batches(crops, height=o.rec_height,
-                                                 batch_size=o.rec_batch_size,
-                                                 min_width=o.rec_min_width,
-                                                 max_total_width=o.rec_max_total_width):
-            for i, result in zip(indices, ctc.ctc_decode(self.model(batch), self.charset)):
+        batches = resize.rec_batches(crops, height=o.rec_height, batch_size=o.rec_batch_size,
+                                     min_width=o.rec_min_width,
+                                     max_total_width=o.rec_max_total_width)
+        probs = (self._calls.map(self.model, [b for _, b in batches]) if len(batches) > 1
+                 else [self.model(batches[0][1])])
+        for (indices, _), p in zip(batches, probs):
+            for i, result in zip(indices, ctc.ctc_decode(p, self.charset)):
                 out[i] = result
         return out
 

@@ -80,3 +80,30 @@ def test_dead_det_server_gives_503_naming_it_then_recovers(model_root, samples):
     finally:
         gen.close()
         det.stop()
+
+
+def test_hung_det_server_times_out_with_503_then_recovers(model_root, samples):
+    """A det server that stops answering (SIGSTOP) costs a request its timeout, not the service."""
+    import os
+    import signal
+
+    data, expected = samples["sign_exit.jpg"]
+    det = model_server(model_root / "ocr_det_model", free_port(24700)).start(60)
+    gen = _service(script("ocr_web_server.py", "cpu", "--model_root", str(model_root),
+                          "--det_endpoints", det.endpoint, "--timeout", "3",
+                          "--model_port", str(free_port(24800)), port=free_port(24900)))
+    service: Service = next(gen)
+    try:
+        os.kill(det.proc.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        r = service.post([data])
+        assert r.status_code == 503 and "timed out" in r.json()["err_msg"]
+        assert time.monotonic() - started < 10
+        assert httpx.get(service.base + "/health", timeout=5).status_code == 200
+        os.kill(det.proc.pid, signal.SIGCONT)
+        assert wait_until(lambda: service.post([data]).status_code == 200)
+        assert service.post([data]).json()["result"]["res"] == expected
+    finally:
+        os.kill(det.proc.pid, signal.SIGCONT)
+        gen.close()
+        det.stop()

@@ -67,7 +67,7 @@ def tune_malloc() -> None:
     ~50% slower). Call once in a process that runs models."""
     libc = ctypes.CDLL("libc.so.6")
     libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 512 << 20)
+    libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
 def cuda_available() -> bool:
