@@ -21,6 +21,7 @@ import numpy as np
 from pdserving.engine.paddle_engine import EngineOptions, PaddleEngine, tune_malloc
 from pdserving.imageio import decode_base64_image
 from pdserving.ops import crop, ctc, db, resize
+from pdserving.pipeline import OcrOptions
 from pdserving.services import local_handler
 from pdserving.web.app import WebSettings
 from pdserving.web.schemas import parse_prediction
@@ -101,7 +102,9 @@ def profile_pipeline(names: list[str], bodies: list[bytes], model_root: Path,
                      threads: int) -> list[ImageProfile]:
     """Run the fast service's pipeline once over the images in ``bodies`` (the HTTP bodies the
     services receive), after one warm-up image, recording model inputs and step times."""
-    handler = local_handler("ocr", model_root, EngineOptions(threads=threads, instances=1))
+    # One worker and rec batches one at a time, so each model call's time is its own.
+    handler = local_handler("ocr", model_root, EngineOptions(threads=threads, instances=1),
+                            OcrOptions(rec_parallel=1))
     pipeline = handler.pipeline
     det = pipeline.detector.model = Recorder(pipeline.detector.model)
     rec = pipeline.recognizer.model = Recorder(pipeline.recognizer.model)

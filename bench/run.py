@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def service_engine() -> tuple[int, int]:
-    """(predictors per model, math threads per predictor) the OCR scripts use by default."""
+    """(model worker processes, math threads per worker) the OCR scripts use by default."""
     from pdserving import cli
 
     defaults = cli._parser("", standard=False).parse_args(["cpu"])
@@ -362,7 +362,7 @@ def render(args, plan: Plan, info: dict, images: tuple, profiles, floors, result
     out += [f"Written by `python -m bench.run` (`make bench`) on {info['date']} in "
             f"{elapsed:.0f} s.", ""]
     out += table(["machine", ""], [[k, v] for k, v in info.items() if k != "date"] + [
-        ["services' engine", f"{instances} predictors per model, {threads} math thread(s) each "
+        ["services' engine", f"{instances} model worker processes, {threads} math thread(s) each "
                              "(the scripts' defaults)"],
         ["image set", f"{len(samples)} samples + {len(generated)} generated pages, long side "
                       f"{min(sides)}-{max(sides)} px, PNG and JPEG"],
