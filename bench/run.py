@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import data, floor
-from bench.load import MiB, LoadResult, Service, first_and_steady, run_load
+from bench.load import LoadResult, MiB, Service, first_and_steady, run_load
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = (1, 2, 4, 8)
@@ -257,8 +257,9 @@ def services_section(results: dict[str, ModeResult], plan: Plan,
     out = ["## 2. Services over HTTP", "",
            "Each concurrency level sends the image set in turn from that many client threads "
            f"(keep-alive connections, bodies prepared beforehand){warm}. "
-           "Latency is per request (one image). Peak memory: PSS of all processes of the service summed (shared library pages counted once), "
-           "sampled every 0.2 s during the level.", ""]
+           "Latency is per request (one image). Peak memory: PSS of all processes of the "
+           "service summed (shared library pages counted once), sampled every 0.2 s during the "
+           "level.", ""]
     rows = []
     for r in results.values():
         for c, res in r.sweep.items():

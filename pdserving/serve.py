@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
 from pdserving.engine import GpuUnavailable
@@ -68,12 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     except (GpuUnavailable, ModelNotFound, PortInUse, WorkerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    stop = threading.Event()
+    # The handler only records the signal: taking a lock in a handler (Event.set) deadlocks when
+    # a second signal lands while the first handler holds it.
+    signals: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _: signals.append(signum))
     print(f"pdserving model server ready on {args.host}:{args.port} "
           f"({Path(args.model).resolve().name})", flush=True)
-    stop.wait()
+    while not signals:
+        time.sleep(0.2)
     server.stop(GRACE_S).wait()
     return 0
 

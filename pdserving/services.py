@@ -20,6 +20,7 @@ from pdserving.engine.process_pool import WorkerPool
 from pdserving.ops import ctc
 from pdserving.package import FEED_ALIAS, ensure_model
 from pdserving.pipeline import Detector, OcrOptions, OcrPipeline, Recognizer
+from pdserving.rpc.client import RemoteModel
 
 DICT_FILE = "ppocr_keys_v1.txt"
 ReadyCheck = Callable[[], "str | None"]
@@ -158,10 +159,8 @@ def local_handler(kind: str, model_root: str | Path = ".",
     return handler
 
 
-def _remote(name: str, endpoints: list[str], root: Path) -> tuple["RemoteModel", ReadyCheck]:
+def _remote(name: str, endpoints: list[str], root: Path) -> tuple[RemoteModel, ReadyCheck]:
     """A model behind RPC; feed and fetch aliases from its client config when there is one."""
-    from pdserving.rpc.client import RemoteModel
-
     feed, fetch = FEED_ALIAS, None
     client_dir = root / f"ocr_{name}_client"
     if client_dir.is_dir():

@@ -1,9 +1,9 @@
 """The engine interface: what the OCR pipeline needs from a model, wherever it runs.
 
-A model is a callable ``ndarray -> ndarray`` (one input batch in, one output batch out). The
-in-process Paddle predictor pool (``paddle_engine.PaddleEngine``) and a model behind RPC
-(``pdserving.rpc.client.RemoteModel``) both satisfy it, so the pipeline and the web service never
-know which one they hold.
+A model is a callable ``ndarray -> ndarray`` (one input batch in, one output batch out). Paddle
+predictors (``paddle_engine.PaddleEngine``), the same in worker processes of this machine
+(``process_pool.WorkerPool``) and a model behind RPC (``pdserving.rpc.client.RemoteModel``) all
+satisfy it, so the pipeline and the web service never know which one they hold.
 """
 
 from typing import Protocol

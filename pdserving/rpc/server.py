@@ -155,8 +155,9 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
     """Load and warm up the model, then start serving it; returns the started server.
 
     ``threads`` gRPC threads take calls; they share min(threads, cores) model worker processes
-    (Paddle keeps the GIL while it runs, so only processes run models side by side). Raises ``PortInUse`` if the address cannot be bound (SO_REUSEPORT is off, so a
-    second server on the same port fails instead of silently sharing it).
+    (Paddle keeps the GIL while it runs, so only processes run models side by side). Raises
+    ``PortInUse`` if the address cannot be bound (SO_REUSEPORT is off, so a second server on
+    the same port fails instead of silently sharing it).
     """
     check_port(host, port)
     feeds, fetches = model_vars(model_dir)
