@@ -15,6 +15,7 @@ from pathlib import Path
 from pdserving.engine import GpuUnavailable
 from pdserving.engine.paddle_engine import EngineOptions, ModelNotFound
 from pdserving.engine.process_pool import WorkerError
+from pdserving.package import ensure_model
 from pdserving.rpc.server import MAX_BODY_SIZE, PortInUse, serve
 
 GRACE_S = 5.0
@@ -59,8 +60,10 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not Path(args.model).is_dir():
-        print(f"error: model folder {args.model} not found", file=sys.stderr)
+    try:  # a bundled model's folder (ocr_det_model, ...) is written here if missing
+        ensure_model(args.model)
+    except FileNotFoundError as e:
+        print(f"error: model folder not found: {e}", file=sys.stderr)
         return 2
     try:
         server = serve(args.model, args.port, host=args.host, threads=args.thread,

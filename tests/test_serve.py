@@ -74,3 +74,18 @@ def test_engine_flags():
     off = engine_options(parse_args(["--model", "m", "--no-use_mkl", "--no-ir_optim",
                                      "--mem_optim_off", "--cpu_math_thread_num", "3"]))
     assert (off.mkldnn, off.ir_optim, off.mem_optim, off.threads) == (False, False, False, 3)
+
+
+def test_a_missing_bundled_model_folder_is_written_then_served(tmp_path):
+    """``--model ocr_det_model`` works without ``package --get_model`` first (no network)."""
+    import numpy as np
+
+    from pdserving.launcher import free_port, model_server
+    from pdserving.rpc.client import RemoteModel
+
+    with model_server(tmp_path / "ocr_det_model", free_port(25500)) as server:
+        model = RemoteModel([server.endpoint], feed_name="image")
+        assert model(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1, 64, 64)
+        model.close()
+    assert (tmp_path / "ocr_det_model" / "serving_server_conf.prototxt").is_file()
+    assert (tmp_path / "ocr_det_client" / "serving_client_conf.prototxt").is_file()
