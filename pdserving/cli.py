@@ -103,10 +103,9 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     try:
-        det = args.det_endpoints.split(",") if kind == "ocr" else [child.endpoint]
-        rec = [child.endpoint] if kind in ("ocr", "rec") else []
-        handler = remote_handler(kind, root, det if kind != "rec" else [], rec,
-                                 _ocr_options(args))
+        det = {"ocr": args.det_endpoints.split(","), "det": [child.endpoint], "rec": []}[kind]
+        rec = [child.endpoint] if own == "rec" else []
+        handler = remote_handler(kind, root, det, rec, _ocr_options(args))
         return run(create_app(handler, _settings(args), on_shutdown=[child.stop]),
                    args.host, args.port)
     finally:

@@ -3,29 +3,19 @@ with its own message, and oversized images refused from their header alone."""
 
 import base64
 import io
-import struct
 import time
-import zlib
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
+from images import b64, encode, png_claiming
 from pdserving.errors import BadRequest, PayloadTooLarge
 from pdserving.imageio import decode_base64_image
 
 LIMIT = 40_000_000
 RNG = np.random.default_rng(0)
 BGR = RNG.integers(0, 256, (40, 60, 3), dtype=np.uint8)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def cv2_encoded(img: np.ndarray, ext: str) -> bytes:
-    return cv2.imencode(ext, img)[1].tobytes()
 
 
 def pil_encoded(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -40,13 +30,13 @@ def decode(data: bytes, max_pixels: int = LIMIT) -> np.ndarray:
 
 @pytest.mark.parametrize("ext", [".png", ".bmp", ".tiff", ".webp", ".ppm"])
 def test_lossless_formats_decode_to_the_same_bgr_pixels(ext):
-    out = decode(cv2_encoded(BGR, ext))
+    out = decode(encode(BGR, ext))
     assert out.dtype == np.uint8 and out.flags.writeable
     np.testing.assert_array_equal(out, BGR)
 
 
 def test_jpeg_and_gif_decode_to_bgr_of_the_right_size():
-    for data in (cv2_encoded(BGR, ".jpg"),
+    for data in (encode(BGR, ".jpg"),
                  pil_encoded(Image.fromarray(BGR[:, :, ::-1]), "GIF")):
         assert decode(data).shape == (40, 60, 3)
 
@@ -54,13 +44,13 @@ def test_jpeg_and_gif_decode_to_bgr_of_the_right_size():
 def test_jpeg_channels_are_bgr():
     red = np.zeros((16, 16, 3), np.uint8)
     red[:, :, 2] = 255
-    b, g, r = decode(cv2_encoded(red, ".jpg"))[8, 8]
+    b, g, r = decode(encode(red, ".jpg"))[8, 8]
     assert r > 240 and b < 15 and g < 15
 
 
 def test_grey_becomes_three_equal_channels():
     grey = RNG.integers(0, 256, (20, 30), dtype=np.uint8)
-    out = decode(cv2_encoded(grey, ".png"))
+    out = decode(encode(grey, ".png"))
     assert out.shape == (20, 30, 3)
     for c in range(3):
         np.testing.assert_array_equal(out[:, :, c], grey)
@@ -68,7 +58,7 @@ def test_grey_becomes_three_equal_channels():
 
 def test_16_bit_keeps_the_high_byte():
     deep = (np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 100)
-    out = decode(cv2_encoded(deep, ".png"))
+    out = decode(encode(deep, ".png"))
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(out[:, :, 0], (deep >> 8).astype(np.uint8))
 
@@ -76,7 +66,7 @@ def test_16_bit_keeps_the_high_byte():
 def test_transparency_is_laid_on_white():
     bgra = np.zeros((10, 10, 4), np.uint8)  # black, fully transparent ...
     bgra[5:, :, 3] = 255                    # ... except the lower half, opaque black
-    out = decode(cv2_encoded(bgra, ".png"))
+    out = decode(encode(bgra, ".png"))
     assert (out[:5] == 255).all() and (out[5:] == 0).all()
 
 
@@ -88,21 +78,11 @@ def test_exif_orientation_is_applied():
 
 
 def test_base64_forms_accepted():
-    data = cv2_encoded(BGR, ".png")
+    data = encode(BGR, ".png")
     text = b64(data)
     for form in (text.rstrip("="), "data:image/png;base64," + text,
                  base64.encodebytes(data).decode()):  # MIME line breaks
         np.testing.assert_array_equal(decode_base64_image(form, LIMIT), BGR)
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A 1 kB PNG whose header says ``width`` x ``height``."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 999))
-            + chunk(b"IEND", b""))
 
 
 def test_pixel_bomb_is_refused_from_the_header_before_decoding():
@@ -114,13 +94,13 @@ def test_pixel_bomb_is_refused_from_the_header_before_decoding():
 
 
 def test_limit_is_width_times_height():
-    decode(cv2_encoded(BGR, ".png"), max_pixels=40 * 60)
+    decode(encode(BGR, ".png"), max_pixels=40 * 60)
     with pytest.raises(PayloadTooLarge):
-        decode(cv2_encoded(BGR, ".png"), max_pixels=40 * 60 - 1)
+        decode(encode(BGR, ".png"), max_pixels=40 * 60 - 1)
 
 
-JPEG = cv2_encoded(BGR, ".jpg")
-PNG = cv2_encoded(BGR, ".png")
+JPEG = encode(BGR, ".jpg")
+PNG = encode(BGR, ".png")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -136,9 +116,9 @@ PNG = cv2_encoded(BGR, ".png")
     (b64(JPEG[:-2]), "JPEG image data is corrupt or truncated"),  # only the end marker missing
     (b64(PNG[: len(PNG) // 2]), "PNG image data is corrupt or truncated"),
     (b64(PNG[:40]), "not an image of a supported format"),  # cut before the pixels
-    (b64(cv2_encoded(np.zeros((1, 1, 3), np.uint8), ".png")),
+    (b64(encode(np.zeros((1, 1, 3), np.uint8), ".png")),
      "image is 1x1; each side must be at least 4 pixels"),
-    (b64(cv2_encoded(np.zeros((3, 500, 3), np.uint8), ".png")),
+    (b64(encode(np.zeros((3, 500, 3), np.uint8), ".png")),
      "image is 500x3; each side must be at least 4 pixels"),
 ], ids=["empty", "bad-chars", "urlsafe", "non-ascii", "bad-length", "text", "eps",
         "jpeg-half", "jpeg-no-eoi", "png-half", "png-cut-in-header", "1x1", "3-rows"])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, Service, _service, script
+from images import encode
 from pdserving.launcher import free_port
 
 
@@ -20,10 +21,6 @@ def edit_distance(a: str, b: str) -> int:
         for j, cb in enumerate(b, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
     return row[-1]
-
-
-def png(img: np.ndarray) -> bytes:
-    return cv2.imencode(".png", img)[1].tobytes()
 
 
 def text_line(text: str) -> np.ndarray:
@@ -79,7 +76,7 @@ def test_several_images_give_one_entry_each_in_feed_order(fast_ocr, samples):
 
 
 def test_image_without_text_gives_empty_result(fast_ocr, standard_ocr):
-    blank = png(np.full((300, 400, 3), 255, np.uint8))
+    blank = encode(np.full((300, 400, 3), 255, np.uint8))
     for service in (fast_ocr, standard_ocr):
         assert service.post([blank]).json() == {"result": {"res": []}}
 
@@ -101,7 +98,7 @@ def test_det_service_returns_boxes_in_original_pixels(det_service, fast_ocr, sam
     assert boxes == fast_ocr.post([data], ["dt_boxes"]).json()["result"]["dt_boxes"]
     # Twice the size in, twice the coordinates out: the boxes are in the sent image's pixels.
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    big = det_service.post([png(cv2.resize(img, None, fx=2, fy=2))]).json()["result"]
+    big = det_service.post([encode(cv2.resize(img, None, fx=2, fy=2))]).json()["result"]
     assert len(big["dt_boxes"]) == len(boxes)
     assert np.abs(np.array(big["dt_boxes"]) / 2 - np.array(boxes)).max() < 12
 
@@ -115,7 +112,7 @@ def rec_service(request, model_root):
 
 def test_rec_service_returns_one_string_per_line_image_in_order(rec_service):
     texts = ["Hello 2026", "pdserving", "Line three 42", "OK"]
-    r = rec_service.post([png(text_line(t)) for t in texts],
+    r = rec_service.post([encode(text_line(t)) for t in texts],
                          ["res", "rec_scores"])
     result = r.json()["result"]
     assert result["res"] == texts

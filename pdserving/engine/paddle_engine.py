@@ -1,8 +1,9 @@
 """Paddle Inference predictors: the only module that imports paddle.
 
-A Paddle predictor is not thread-safe, so ``PaddleEngine`` keeps a pool of them (clones that share
-the weights) and lends one to each call. The pool size is how many calls run at once; each
-predictor uses ``threads`` math threads.
+A Paddle predictor is not thread-safe, so ``PaddleEngine`` keeps several (clones that share the
+weights), each on its own thread, and hands each call to a free one; each predictor uses
+``threads`` math threads. Paddle keeps the GIL while it predicts, so calls that should run side
+by side go to worker processes (``process_pool``).
 """
 
 from __future__ import annotations

@@ -115,7 +115,6 @@ class _Worker:
         self.proc.start()
         child.close()
         self.region: mmap.mmap | None = None
-        self.region_path: str | None = None
 
     def wait_ready(self) -> dict:
         try:
@@ -153,7 +152,7 @@ class _Worker:
             os.close(fd)
         if self.region is not None:
             self.region.close()
-        self.region, self.region_path = region, path
+        self.region = region
         return path, size
 
     def close(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import socket
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 import uvicorn
 
+from images import b64, encode
 from pdserving.services import local_handler
 from pdserving.web.app import PREDICT_PATH
 
@@ -57,14 +57,6 @@ def text_image(text: str = "HELLO 123", width: int = 360) -> np.ndarray:
     return img
 
 
-def encode(img: np.ndarray, ext: str = ".png") -> bytes:
-    return cv2.imencode(ext, img)[1].tobytes()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 def body(*images: bytes, fetch=("res",)) -> dict:
     """A prediction request for ``images`` (a readable text line when none is given)."""
     images = images or (encode(text_image()),)
@@ -94,7 +86,8 @@ class Sleepy:
         return None
 
 if cfg.get("model_root"):
-    from pdserving.services import local_handler
+    from images import b64, encode
+from pdserving.services import local_handler
     handler = local_handler("ocr", cfg["model_root"])
 else:
     handler = Sleepy()

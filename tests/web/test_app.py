@@ -4,29 +4,18 @@ every bad input of issue 5 gets its status and message, and the next good reques
 import http.client
 import json
 import socket
-import struct
-import zlib
 
 import httpx
 import numpy as np
 import pytest
 
-from live_server import b64, body, encode, predict_url, real_handler, serve, text_image
+from images import b64, encode, png_claiming
+from live_server import body, predict_url, real_handler, serve, text_image
 from pdserving.errors import Unavailable
 from pdserving.web.app import WebSettings, create_app
 
 SETTINGS = WebSettings(max_body_bytes=256 * 1024, max_image_pixels=4_000_000, max_images=4)
 GOOD = body()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A small, valid-looking PNG whose header claims ``width`` x ``height`` pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I",
-                                                                          zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
-                                                                0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
 
 
 def feed(*images: str, fetch=("res",)) -> dict:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from live_server import body, encode, predict_url, real_handler, serve, text_image
+from images import encode
+from live_server import body, predict_url, real_handler, serve, text_image
 from pdserving.web.app import WebSettings, create_app
 
 PNG = encode(text_image("AB 12", 120))
