@@ -86,8 +86,7 @@ class Sleepy:
         return None
 
 if cfg.get("model_root"):
-    from images import b64, encode
-from pdserving.services import local_handler
+    from pdserving.services import local_handler
     handler = local_handler("ocr", cfg["model_root"])
 else:
     handler = Sleepy()
