@@ -88,9 +88,11 @@ def test_jobs_always_run_on_the_same_long_lived_threads(admission_of):
                                           for _ in range(jobs)]))
 
     async def scenario():
-        first = await idents(20)
-        await asyncio.sleep(0.1)
-        assert len(first) <= 2 and await idents(20) <= first
+        seen: set[int] = set()
+        for _ in range(5):  # with new threads per job (or per burst) this grows past 2
+            seen |= await idents(20)
+            await asyncio.sleep(0.05)
+        assert 1 <= len(seen) <= 2
 
     asyncio.run(scenario())
 
