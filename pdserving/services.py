@@ -18,11 +18,10 @@ from pdserving.engine import Model
 from pdserving.engine.paddle_engine import EngineOptions
 from pdserving.engine.process_pool import WorkerPool
 from pdserving.ops import ctc
-from pdserving.package import FEED_ALIAS, ensure_model
+from pdserving.package import BEST_PATH, DICT_NAME, FEED_ALIAS, ensure_model
 from pdserving.pipeline import Detector, OcrOptions, OcrPipeline, Recognizer
 from pdserving.rpc.client import RemoteModel
 
-DICT_FILE = "ppocr_keys_v1.txt"
 ReadyCheck = Callable[[], "str | None"]
 
 
@@ -105,6 +104,18 @@ class RecHandler(_Handler):
         return {k: out[k] for k in fetch}
 
 
+def rec_best_path_classes(rec_dir: Path) -> int | None:
+    """The class count when the rec model's first output is the best path (the bundled model,
+    ``pdserving.package``) and None when it is the class probabilities (a converted model)."""
+    try:
+        fetch = modelconf.load_config(rec_dir).fetch_var
+    except FileNotFoundError:
+        return None
+    if len(fetch) > 1 and fetch[0].name == BEST_PATH:
+        return fetch[1].shape[-1]
+    return None
+
+
 def rec_height(rec_dir: Path, default: int = 48) -> int:
     """The rec model's input height, from its config file (48 for PP-OCRv4, 32 for 2020)."""
     try:
@@ -124,9 +135,10 @@ def build_handler(kind: str, det: Model | None, rec: Model | None, rec_dir: Path
         detector = Detector(metrics.timed(det, "det"), options)
     if rec is not None and rec_dir is not None:
         options = OcrOptions(**{**options.__dict__, "rec_height": rec_height(rec_dir)})
-        charset = ctc.load_dictionary(rec_dir / DICT_FILE)
+        charset = ctc.load_dictionary(rec_dir / DICT_NAME)
         recognizer = Recognizer(metrics.timed(rec, "rec"), charset, options,
-                                classifier=metrics.timed(cls, "cls") if cls else None)
+                                classifier=metrics.timed(cls, "cls") if cls else None,
+                                num_classes=rec_best_path_classes(rec_dir))
     if kind == "ocr":
         return OcrHandler(OcrPipeline(detector, recognizer), ready_checks=checks)
     if kind == "det":

@@ -1,34 +1,43 @@
 """The bundled OCR models: folders, configs, dictionary, idempotence, ensure_model, CLI."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from pdserving import package
+from pdserving.convert import inference_model_to_serving
+from pdserving.engine.paddle_engine import PaddleEngine
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, GeneralModelConfig, load_config
+from pdserving.ops.ctc import best_path
+from pdserving.ops.resize import rec_batches
+from pdserving.services import build_handler, rec_best_path_classes
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# name -> (feed shape, fetch name, fetch shape), as paddle reports the PP-OCRv4 / v2 models.
+# name -> (feed shape, [(fetch name, fetch shape)]), as paddle reports the PP-OCRv4 / v2 models
+# (the rec model with the best path added in front of its softmax).
 EXPECTED = {
-    "ocr_det": ([3, -1, -1], "sigmoid_0.tmp_0", [1, -1, -1]),
-    "ocr_rec": ([3, 48, -1], "softmax_11.tmp_0", [-1, 6625]),
-    "ocr_cls": ([3, -1, -1], "softmax_0.tmp_0", [2]),
+    "ocr_det": ([3, -1, -1], [("sigmoid_0.tmp_0", [1, -1, -1])]),
+    "ocr_rec": ([3, 48, -1], [(package.BEST_PATH, [-1, 2]), ("softmax_11.tmp_0", [-1, 6625])]),
+    "ocr_cls": ([3, -1, -1], [("softmax_0.tmp_0", [2])]),
 }
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_configs_name_the_models_variables(model_root, name):
-    feed_shape, fetch_name, fetch_shape = EXPECTED[name]
+    feed_shape, fetches = EXPECTED[name]
     server, client = model_root / f"{name}_model", model_root / f"{name}_client"
     conf = load_config(server / SERVER_CONF)
     assert [(v.name, v.alias_name, v.feed_type, list(v.shape), v.is_lod_tensor)
             for v in conf.feed_var] == [("x", "image", 1, feed_shape, False)]
     assert [(v.name, v.alias_name, v.fetch_type, list(v.shape), v.is_lod_tensor)
-            for v in conf.fetch_var] == [(fetch_name, fetch_name, 1, fetch_shape, False)]
+            for v in conf.fetch_var] == [(n, n, 1, shape, False) for n, shape in fetches]
     assert load_config(client / CLIENT_CONF) == conf
     for folder, conf_name in ((server, SERVER_CONF), (client, CLIENT_CONF)):
         stream = GeneralModelConfig()
@@ -41,7 +50,7 @@ def test_configs_name_the_models_variables(model_root, name):
 def test_dictionary_beside_rec_model_matches_class_count(model_root):
     lines = (model_root / "ocr_rec_model" / package.DICT_NAME).read_text("utf-8").splitlines()
     assert len(lines) == 6623
-    classes = load_config(model_root / "ocr_rec_model").fetch_var[0].shape[-1]
+    classes = load_config(model_root / "ocr_rec_model").fetch_var[1].shape[-1]
     assert classes == len(lines) + 2  # CTC blank + appended space
 
 
@@ -84,3 +93,35 @@ def test_cli_get_model_writes_into_current_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "ocr_rec_model" / package.DICT_NAME).is_file()
     assert (tmp_path / "ocr_rec_client" / CLIENT_CONF).is_file()
+
+
+@pytest.fixture(scope="module")
+def line_batch() -> np.ndarray:
+    """A real sign as one rec input batch (the whole image as a line)."""
+    sign = cv2.imread(str(ROOT / "samples" / "sign_exit.jpg"))
+    [(_, batch)] = rec_batches([sign], height=48, batch_size=6, min_width=320,
+                               max_total_width=3200)
+    return batch
+
+
+def test_rec_best_path_is_the_softmax_best_class_and_probability(model_root, line_batch):
+    out = PaddleEngine(model_root / "ocr_rec_model").run({"x": line_batch})
+    np.testing.assert_array_equal(out[package.BEST_PATH], best_path(out["softmax_11.tmp_0"]))
+    assert out[package.BEST_PATH][0, :, 0].any()  # the sign has text: not all blanks
+
+
+def test_a_softmax_only_rec_model_reads_the_same(model_root, tmp_path, line_batch):
+    """A rec model converted as it is (softmax only) decodes on the host to the same text."""
+    plain = tmp_path / "ocr_rec_model"
+    inference_model_to_serving(package.source_root() / package.MODELS["ocr_rec"][0], plain,
+                               tmp_path / "ocr_rec_client")
+    shutil.copy(model_root / "ocr_rec_model" / package.DICT_NAME, plain)
+    assert rec_best_path_classes(plain) is None
+    assert rec_best_path_classes(model_root / "ocr_rec_model") == 6625
+    sign = cv2.imread(str(ROOT / "samples" / "sign_exit.jpg"))
+    texts = {}
+    for folder in (plain, model_root / "ocr_rec_model"):
+        handler = build_handler("rec", None, PaddleEngine(folder), folder)
+        texts[folder] = handler([sign], ["res", "rec_scores"])
+    assert texts[plain] == texts[model_root / "ocr_rec_model"]
+    assert texts[plain]["res"][0]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pdserving.ops.ctc import ctc_decode, load_dictionary
+from pdserving.ops.ctc import best_path, ctc_decode, decode_best_path, load_dictionary
 
 CHARS = ["a", "b", "c"]
 
@@ -60,3 +60,22 @@ def test_class_count_mismatch_is_a_clear_error():
 def test_wrong_rank_is_an_error():
     with pytest.raises(ValueError):
         ctc_decode(np.zeros((4, 5), np.float32), CHARS)
+
+
+def test_best_path_is_each_steps_best_class_and_probability():
+    batch = np.stack([_probs([1, 1, 0, 4], 5, p=0.6), _probs([3, 0, 3, 2], 5, p=0.9)])
+    best = best_path(batch)
+    assert best.shape == (2, 4, 2) and best.dtype == np.float32
+    assert best[:, :, 0].tolist() == [[1, 1, 0, 4], [3, 0, 3, 2]]
+    np.testing.assert_allclose(best[:, :, 1], [[0.6] * 4, [0.9] * 4], rtol=1e-6)
+
+
+def test_decoding_the_best_path_equals_decoding_the_probabilities():
+    batch = np.stack([_probs([1, 1, 0, 1, 2, 2, 4, 3, 0], 5), _probs([0, 3, 3, 0, 3, 1, 0, 0, 2], 5, 0.7)])
+    assert decode_best_path(best_path(batch), 5, CHARS) == ctc_decode(batch, CHARS)
+    assert [t for t, _ in decode_best_path(best_path(batch), 5, CHARS)] == ["aab c", "ccab"]
+
+
+def test_best_path_of_the_wrong_shape_is_an_error():
+    with pytest.raises(ValueError, match=r"\(N, T, 2\)"):
+        decode_best_path(np.zeros((1, 4, 5), np.float32), 5, CHARS)
