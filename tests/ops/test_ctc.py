@@ -71,7 +71,8 @@ def test_best_path_is_each_steps_best_class_and_probability():
 
 
 def test_decoding_the_best_path_equals_decoding_the_probabilities():
-    batch = np.stack([_probs([1, 1, 0, 1, 2, 2, 4, 3, 0], 5), _probs([0, 3, 3, 0, 3, 1, 0, 0, 2], 5, 0.7)])
+    batch = np.stack([_probs([1, 1, 0, 1, 2, 2, 4, 3, 0], 5),
+                      _probs([0, 3, 3, 0, 3, 1, 0, 0, 2], 5, p=0.7)])
     assert decode_best_path(best_path(batch), 5, CHARS) == ctc_decode(batch, CHARS)
     assert [t for t, _ in decode_best_path(best_path(batch), 5, CHARS)] == ["aab c", "ccab"]
 
