@@ -18,7 +18,8 @@ from unittest import mock
 
 import numpy as np
 
-from pdserving.engine.paddle_engine import EngineOptions, PaddleEngine, tune_malloc
+from pdserving import malloc
+from pdserving.engine.paddle_engine import EngineOptions, PaddleEngine
 from pdserving.imageio import decode_base64_image
 from pdserving.ops import crop, ctc, db, resize
 from pdserving.pipeline import OcrOptions
@@ -159,7 +160,7 @@ def model_floor(profiles: list[ImageProfile], model_root: Path, threads: int,
     a service (a shape new to oneDNN costs set-up there too), while load from elsewhere on the
     machine only ever adds time.
     """
-    tune_malloc()  # as in the service's model workers
+    malloc.for_models()  # as in the service's model workers
     options = EngineOptions(threads=threads, instances=1)
     det = PaddleEngine(model_root / "ocr_det_model", options)
     rec = PaddleEngine(model_root / "ocr_rec_model", options)

@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from pdserving import package
-from pdserving.engine.paddle_engine import PaddleEngine, tune_malloc
+from pdserving import malloc
+from pdserving.engine.paddle_engine import PaddleEngine
 from pdserving.launcher import free_port, model_server
 from pdserving.rpc.client import RemoteModel
 
@@ -44,7 +45,7 @@ def main() -> None:
             remote = RemoteModel([server.endpoint], feed_name="image", name="det model server")
             rpc = median_ms(remote, x, args.runs)
             remote.close()
-        tune_malloc()
+        malloc.for_models()
         local = median_ms(PaddleEngine(det), x, args.runs)
     print(f"det {SIDE}x{SIDE}, median of {args.runs}: in-process {local:.1f} ms, "
           f"over RPC {rpc:.1f} ms, RPC overhead {rpc - local:.1f} ms")

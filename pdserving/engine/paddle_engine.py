@@ -8,7 +8,6 @@ by side go to worker processes (``process_pool``).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import threading
@@ -20,8 +19,6 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from pdserving.engine import GpuUnavailable
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc mallopt parameters
 
 # (model file, params file) pairs looked for in a model folder, most common first.
 MODEL_FILE_PAIRS = [
@@ -60,20 +57,6 @@ def _guess_params(d: Path, model: str) -> str | None:
         if (d / cand).is_file():
             return cand
     return None
-
-
-def tune_malloc() -> None:
-    """glibc settings for a process that runs models; call it before starting threads.
-
-    Large freed buffers stay in the heap: Paddle's new executor frees intermediates after every
-    run, and handing them back to the OS makes the next run pay page faults (det ~50% slower).
-    One arena: each thread's own arena kept its own freed buffers (~20% more memory, no speed
-    gained).
-    """
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
-    libc.mallopt(M_ARENA_MAX, 1)
 
 
 def cuda_available() -> bool:

@@ -24,8 +24,9 @@ from typing import Sequence
 
 import numpy as np
 
+from pdserving import malloc
 from pdserving.engine import GpuUnavailable
-from pdserving.engine.paddle_engine import EngineOptions, cuda_available, tune_malloc
+from pdserving.engine.paddle_engine import EngineOptions, cuda_available
 from pdserving.launcher import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def _map(path: str, size: int) -> mmap.mmap:
 def _worker_main(conn, models: dict[str, str], options: EngineOptions,
                  warmup: dict[str, np.ndarray]) -> None:
     """A worker process: load the models, say which names they take, then serve calls."""
-    tune_malloc()
+    malloc.for_models()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     die_with_parent()  # a killed server leaves no worker behind, even mid-call
     try:
