@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pdserving import malloc
 from pdserving.engine import GpuUnavailable
 from pdserving.engine.paddle_engine import EngineOptions, cuda_available
 from pdserving.engine.process_pool import WorkerError
@@ -73,6 +74,7 @@ def _ocr_options(args) -> OcrOptions:
 
 def _local(kind: str, description: str, argv: list[str]) -> int:
     args = _parser(description, standard=False).parse_args(argv)
+    malloc.for_fast_web_service()
     try:
         handler = local_handler(kind, args.model_root, _engine_options(args), _ocr_options(args))
     except (GpuUnavailable, FileNotFoundError, WorkerError) as e:

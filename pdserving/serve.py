@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-from pdserving import malloc
 from pdserving.engine import GpuUnavailable
 from pdserving.engine.paddle_engine import EngineOptions, ModelNotFound
 from pdserving.engine.process_pool import WorkerError
@@ -61,7 +60,6 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    malloc.for_requests()
     try:  # a bundled model's folder (ocr_det_model, ...) is written here if missing
         ensure_model(args.model)
     except FileNotFoundError as e:

@@ -1,4 +1,4 @@
-"""The request-handling processes' heap settings give a request's big buffers back to the OS."""
+"""The fast web service's heap settings give a request's big buffers back to the OS."""
 
 import subprocess
 import sys
@@ -11,7 +11,7 @@ import sys, threading
 import numpy as np
 from pdserving import malloc
 if sys.argv[1] == "tuned":
-    malloc.for_requests()
+    malloc.for_fast_web_service()
 
 def work():
     for _ in range(20):

@@ -14,7 +14,6 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 
-from pdserving import malloc
 from pdserving.web.app import PREDICT_PATH
 
 
@@ -36,7 +35,6 @@ def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
     """Serve ``app`` until SIGTERM/SIGINT; the exit code: 0 after a stop, 1 if the port is
     taken, 130 after Ctrl-C. (On SIGTERM uvicorn re-raises the signal once the shutdown is
     done, so the process ends as killed by SIGTERM, as supervisors expect.)"""
-    malloc.for_requests()
     try:
         sock = _bind(host, port)
     except OSError as e:
