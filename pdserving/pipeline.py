@@ -89,7 +89,9 @@ class Recognizer:
         return out
 
     def _decode(self, output: np.ndarray) -> list[tuple[str, float]]:
-        if self.num_classes is None:
+        # Decided by what came back, not only by the config: a client folder older than its
+        # model folder still fetches the softmax. (No real dictionary has 2 classes.)
+        if self.num_classes is None or output.shape[-1] != 2:
             return ctc.ctc_decode(output, self.charset)
         return ctc.decode_best_path(output, self.num_classes, self.charset)
 

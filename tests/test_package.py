@@ -13,10 +13,11 @@ import pytest
 from pdserving import package
 from pdserving.convert import inference_model_to_serving
 from pdserving.engine.paddle_engine import PaddleEngine
+from pdserving.launcher import free_port, model_server
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, GeneralModelConfig, load_config
 from pdserving.ops.ctc import best_path
 from pdserving.ops.resize import rec_batches
-from pdserving.services import build_handler, rec_best_path_classes
+from pdserving.services import build_handler, rec_best_path_classes, remote_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,3 +126,21 @@ def test_a_softmax_only_rec_model_reads_the_same(model_root, tmp_path, line_batc
         texts[folder] = handler([sign], ["res", "rec_scores"])
     assert texts[plain] == texts[model_root / "ocr_rec_model"]
     assert texts[plain]["res"][0]
+
+
+def test_a_rec_client_folder_older_than_its_model_still_reads(model_root, tmp_path):
+    """Standard mode with an old client config (softmax fetch) and a new model folder."""
+    root = tmp_path / "models"
+    shutil.copytree(model_root / "ocr_rec_model", root / "ocr_rec_model")
+    shutil.copytree(model_root / "ocr_rec_client", root / "ocr_rec_client")
+    conf = root / "ocr_rec_client" / CLIENT_CONF
+    old = load_config(conf)
+    del old.fetch_var[0]  # as written before the best path existed: the softmax only
+    conf.write_text(str(old))
+    sign = cv2.imread(str(ROOT / "samples" / "sign_exit.jpg"))
+    with model_server(root / "ocr_rec_model", free_port(21000)) as server:
+        handler = remote_handler("rec", root, [], [server.endpoint])
+        stale = handler([sign], ["res", "rec_scores"])
+    local = build_handler("rec", None, PaddleEngine(model_root / "ocr_rec_model"),
+                          model_root / "ocr_rec_model")([sign], ["res", "rec_scores"])
+    assert stale == local and stale["res"][0]
