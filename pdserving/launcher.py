@@ -38,6 +38,17 @@ def die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def terminate(proc: subprocess.Popen, grace: float) -> int:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; the exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
 class ServerProcess:
     """A server in a child process, ready once it prints its "... ready on ..." line."""
 
@@ -76,13 +87,7 @@ class ServerProcess:
         """SIGTERM, then SIGKILL after ``grace`` seconds."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait()
+        terminate(self.proc, grace)
         self.proc.stdout.close()
 
     def kill(self) -> None:

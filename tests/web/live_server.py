@@ -18,6 +18,7 @@ import numpy as np
 import uvicorn
 
 from images import b64, encode
+from pdserving.launcher import terminate
 from pdserving.services import local_handler
 from pdserving.web.app import PREDICT_PATH
 
@@ -137,13 +138,7 @@ class ScriptServer:
         return self._err.read()
 
     def stop(self, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait()
+        return terminate(self.proc, timeout)
 
     def __enter__(self) -> "ScriptServer":
         return self.start()
