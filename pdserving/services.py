@@ -104,24 +104,27 @@ class RecHandler(_Handler):
         return {k: out[k] for k in fetch}
 
 
-def rec_best_path_classes(rec_dir: Path) -> int | None:
-    """The class count when the rec model's first output is the best path (the bundled model,
-    ``pdserving.package``) and None when it is the class probabilities (a converted model)."""
+def rec_config(rec_dir: Path) -> modelconf.GeneralModelConfig | None:
+    """The rec model's config file, or None for a folder without one (defaults apply)."""
     try:
-        fetch = modelconf.load_config(rec_dir).fetch_var
+        return modelconf.load_config(rec_dir)
     except FileNotFoundError:
         return None
+
+
+def rec_best_path_classes(conf: modelconf.GeneralModelConfig | None) -> int | None:
+    """The class count when the rec model's first output is the best path (the bundled model,
+    ``pdserving.package``) and None when it is the class probabilities (a converted model)."""
+    fetch = conf.fetch_var if conf else []
     if len(fetch) > 1 and fetch[0].name == BEST_PATH:
         return fetch[1].shape[-1]
     return None
 
 
-def rec_height(rec_dir: Path, default: int = 48) -> int:
-    """The rec model's input height, from its config file (48 for PP-OCRv4, 32 for 2020)."""
-    try:
-        shape = modelconf.feed_vars(modelconf.load_config(rec_dir))[0].shape
-    except (FileNotFoundError, IndexError):
-        return default
+def rec_height(conf: modelconf.GeneralModelConfig | None, default: int = 48) -> int:
+    """The rec model's input height, from its config (48 for PP-OCRv4, 32 for 2020)."""
+    feeds = modelconf.feed_vars(conf) if conf else []
+    shape = feeds[0].shape if feeds else []
     return shape[1] if len(shape) == 3 and shape[1] > 0 else default
 
 
@@ -134,11 +137,12 @@ def build_handler(kind: str, det: Model | None, rec: Model | None, rec_dir: Path
     if det is not None:
         detector = Detector(metrics.timed(det, "det"), options)
     if rec is not None and rec_dir is not None:
-        options = OcrOptions(**{**options.__dict__, "rec_height": rec_height(rec_dir)})
+        conf = rec_config(rec_dir)
+        options = OcrOptions(**{**options.__dict__, "rec_height": rec_height(conf)})
         charset = ctc.load_dictionary(rec_dir / DICT_NAME)
         recognizer = Recognizer(metrics.timed(rec, "rec"), charset, options,
                                 classifier=metrics.timed(cls, "cls") if cls else None,
-                                num_classes=rec_best_path_classes(rec_dir))
+                                num_classes=rec_best_path_classes(conf))
     if kind == "ocr":
         return OcrHandler(OcrPipeline(detector, recognizer), ready_checks=checks)
     if kind == "det":

@@ -17,7 +17,8 @@ from pdserving.launcher import free_port, model_server
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, GeneralModelConfig, load_config
 from pdserving.ops.ctc import best_path
 from pdserving.ops.resize import rec_batches
-from pdserving.services import build_handler, rec_best_path_classes, remote_handler
+from pdserving.services import (build_handler, rec_best_path_classes, rec_config,
+                                 remote_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,8 +118,8 @@ def test_a_softmax_only_rec_model_reads_the_same(model_root, tmp_path, line_batc
     inference_model_to_serving(package.source_root() / package.MODELS["ocr_rec"][0], plain,
                                tmp_path / "ocr_rec_client")
     shutil.copy(model_root / "ocr_rec_model" / package.DICT_NAME, plain)
-    assert rec_best_path_classes(plain) is None
-    assert rec_best_path_classes(model_root / "ocr_rec_model") == 6625
+    assert rec_best_path_classes(rec_config(plain)) is None
+    assert rec_best_path_classes(rec_config(model_root / "ocr_rec_model")) == 6625
     sign = cv2.imread(str(ROOT / "samples" / "sign_exit.jpg"))
     texts = {}
     for folder in (plain, model_root / "ocr_rec_model"):
