@@ -19,7 +19,8 @@ from unittest import mock
 import numpy as np
 
 from pdserving import malloc
-from pdserving.engine.paddle_engine import EngineOptions, PaddleEngine
+from pdserving.engine import EngineOptions
+from pdserving.engine.paddle_engine import PaddleEngine
 from pdserving.imageio import decode_base64_image
 from pdserving.ops import crop, ctc, db, resize
 from pdserving.pipeline import OcrOptions

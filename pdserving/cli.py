@@ -11,9 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pdserving import malloc
-from pdserving.engine import GpuUnavailable
-from pdserving.engine.paddle_engine import EngineOptions, cuda_available
+from pdserving import malloc, metrics
+from pdserving.engine import ENGINES, EngineError, EngineOptions, check_options
 from pdserving.engine.process_pool import WorkerError
 from pdserving.launcher import free_port, model_server
 from pdserving.package import ensure_model
@@ -34,9 +33,12 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
                    help="folder with ocr_det_model/, ocr_rec_model/ (made from the bundled "
                         "models when missing)")
     p.add_argument("--gpu_id", type=int, default=0)
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="openvino (default on cpu: about twice as fast) or paddle (the gpu "
+                        "engine)")
     p.add_argument("--instances", type=int, default=2,
-                   help="model worker processes (each runs one batch at a time)")
-    p.add_argument("--threads", type=int, default=1, help="math threads per predictor")
+                   help="model calls at once: OpenVINO streams, or Paddle worker processes")
+    p.add_argument("--threads", type=int, default=1, help="math threads per model call")
     p.add_argument("--use_cls", action="store_true", help="180-degree classifier on crops")
     p.add_argument("--drop_score", type=float, default=0.0,
                    help="drop lines whose rec score is below this (PaddleOCR uses 0.5)")
@@ -56,10 +58,13 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
 
 
 def _engine_options(args) -> EngineOptions:
-    if args.device == "gpu" and not cuda_available():
-        raise GpuUnavailable()
-    return EngineOptions(gpu_id=args.gpu_id if args.device == "gpu" else None,
-                         threads=args.threads, instances=args.instances)
+    """Engine settings from the flags, refused at once if they cannot work here."""
+    gpu = args.device == "gpu"
+    options = EngineOptions(engine=args.engine or ("paddle" if gpu else "openvino"),
+                            gpu_id=args.gpu_id if gpu else None, threads=args.threads,
+                            instances=args.instances)
+    check_options(options)
+    return options
 
 
 def _settings(args) -> WebSettings:
@@ -77,7 +82,7 @@ def _local(kind: str, description: str, argv: list[str]) -> int:
     malloc.for_fast_web_service()
     try:
         handler = local_handler(kind, args.model_root, _engine_options(args), _ocr_options(args))
-    except (GpuUnavailable, FileNotFoundError, WorkerError) as e:
+    except (EngineError, FileNotFoundError, WorkerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return run(create_app(handler, _settings(args), on_shutdown=[handler.close]),
@@ -92,10 +97,11 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
         engine = _engine_options(args)
         own = "det" if kind == "det" else "rec"
         model_dir = ensure_model(root / f"ocr_{own}_model")
-    except (GpuUnavailable, FileNotFoundError) as e:
+    except (EngineError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    server_args = ["--thread", str(engine.instances), "--cpu_math_thread_num", str(engine.threads)]
+    server_args = ["--thread", str(engine.instances), "--cpu_math_thread_num", str(engine.threads),
+                   "--engine", engine.engine]
     if engine.gpu_id is not None:
         server_args += ["--gpu_ids", str(engine.gpu_id)]
     child = model_server(model_dir, free_port(args.model_port), extra_args=server_args)
@@ -104,6 +110,7 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    metrics.note_engines({own: child.engine})
     try:
         det = {"ocr": args.det_endpoints.split(","), "det": [child.endpoint], "rec": []}[kind]
         rec = [child.endpoint] if own == "rec" else []

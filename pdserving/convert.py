@@ -9,107 +9,14 @@ looks for first (``inference.*``), so the folder serves as it is.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
-import warnings
 from pathlib import Path
 from typing import Sequence
 
-from pdserving.engine.paddle_engine import ModelNotFound, find_model_files
+from pdserving.engine.model_folder import find_model_files, read_model_io
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, Var, build_config, write_config
-
-# Paddle dtype names (ProgramDesc VarType enum names) -> elem_type codes of SPEC section 5.
-_LEGACY_CODES = {"INT64": 0, "FP32": 1, "INT32": 2, "FP64": 3, "INT16": 4, "FP16": 5, "BF16": 6,
-                 "UINT8": 7, "INT8": 8, "BOOL": 9}
-# The same for the PIR type tags ("t_f32", ...).
-_PIR_CODES = {"i64": 0, "f32": 1, "i32": 2, "f64": 3, "i16": 4, "f16": 5, "bf16": 6, "ui8": 7,
-              "i8": 8, "bool": 9}
-STRING_CODE = 20
-
-
-def read_model_io(model_file: str | os.PathLike) -> tuple[list[Var], list[Var]]:
-    """Feed and fetch variables of a model file, in feed/fetch column order (alias = name)."""
-    path = Path(model_file)
-    try:
-        if path.suffix == ".json":
-            return _read_pir(json.loads(path.read_bytes()))
-        return _read_program_desc(path.read_bytes())
-    except (ValueError, KeyError, IndexError, TypeError) as e:
-        raise ModelNotFound(f"{path}: not a readable Paddle inference model ({e})") from None
-
-
-def _read_program_desc(data: bytes) -> tuple[list[Var], list[Var]]:
-    from google.protobuf.message import DecodeError
-
-    # The ProgramDesc schema ships with paddle; only its generated protobuf module is used here.
-    # Importing paddle warns about a missing ccache, which would be noise on a CLI's stderr.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        from paddle.base.proto import framework_pb2
-
-    program = framework_pb2.ProgramDesc()
-    try:
-        program.ParseFromString(data)
-    except DecodeError as e:
-        raise ValueError("not a ProgramDesc") from e
-    if not program.blocks:
-        raise ValueError("empty program")
-    block = program.blocks[0]
-    descs = {v.name: v for v in block.vars}
-    feeds, fetches = [], []
-    for op in block.ops:
-        if op.type in ("feed", "fetch"):
-            slots = op.outputs if op.type == "feed" else op.inputs
-            col = next((a.i for a in op.attrs if a.name == "col"), 0)
-            var = _legacy_var(descs[slots[0].arguments[0]], framework_pb2.VarType)
-            (feeds if op.type == "feed" else fetches).append((col, var))
-    if not feeds or not fetches:
-        raise ValueError("no feed or fetch ops: not an inference program")
-    return _by_column(feeds), _by_column(fetches)
-
-
-def _legacy_var(desc, var_type) -> Var:
-    kind = var_type.Type.Name(desc.type.type)
-    if kind in ("STRING", "STRINGS", "PSTRING"):
-        return Var(desc.name, desc.name, STRING_CODE, [])
-    if kind != "DENSE_TENSOR":
-        raise ValueError(f"variable {desc.name} is a {kind}, not a tensor")
-    tensor = desc.type.dense_tensor
-    dtype = var_type.Type.Name(tensor.tensor.data_type)
-    if dtype not in _LEGACY_CODES:
-        raise ValueError(f"variable {desc.name} has unsupported dtype {dtype}")
-    return Var(desc.name, desc.name, _LEGACY_CODES[dtype], list(tensor.tensor.dims)[1:],
-               tensor.legacy_lod_level > 0)
-
-
-def _read_pir(program: dict) -> tuple[list[Var], list[Var]]:
-    # PIR serialisation: op "#" is "<dialect>.<op>", attributes "A" are {"N": name, "AT": {"D": v}},
-    # an output type "TT" is {"D": [dtype tag, dims, layout, lod, offset]}.
-    ops = program["program"]["regions"][0]["blocks"][0]["ops"]
-    feeds, fetches = [], []
-    for op in ops:
-        kind = op["#"].rsplit(".", 1)[-1]
-        if kind in ("data", "fetch"):
-            attrs = {a["N"]: a["AT"]["D"] for a in op["A"]}
-            dtype_tag, dims, _, lod, _ = op["O"][0]["TT"]["D"]
-            dtype = dtype_tag["#"].rsplit("t_", 1)[-1]
-            if dtype not in _PIR_CODES:
-                raise ValueError(f"variable {attrs['name']} has unsupported dtype {dtype}")
-            var = Var(attrs["name"], attrs["name"], _PIR_CODES[dtype], list(dims)[1:], bool(lod))
-            if kind == "data":
-                feeds.append(var)
-            else:
-                fetches.append((attrs.get("col", len(fetches)), var))
-    if not feeds or not fetches:
-        raise ValueError("no data or fetch ops: not an inference program")
-    return feeds, _by_column(fetches)
-
-
-def _by_column(pairs: list[tuple[int, Var]]) -> list[Var]:
-    """Variables in their feed/fetch column order (the order predictors list them)."""
-    return [v for _, v in sorted(pairs, key=lambda cv: cv[0])]
 
 
 def inference_model_to_serving(

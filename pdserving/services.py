@@ -7,18 +7,18 @@ mode, ``remote_handler``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from pdserving import metrics, modelconf
-from pdserving.engine import Model
-from pdserving.engine.paddle_engine import EngineOptions
-from pdserving.engine.process_pool import WorkerPool
+from pdserving.engine import EngineOptions, Model
+from pdserving.engine.load import load_models
+from pdserving.engine.model_folder import ModelFolder
 from pdserving.ops import ctc
-from pdserving.package import BEST_PATH, DICT_NAME, FEED_ALIAS, ensure_model
+from pdserving.package import FEED_ALIAS, ensure_model
 from pdserving.pipeline import Detector, OcrOptions, OcrPipeline, Recognizer
 from pdserving.rpc.client import RemoteModel
 
@@ -104,45 +104,21 @@ class RecHandler(_Handler):
         return {k: out[k] for k in fetch}
 
 
-def rec_config(rec_dir: Path) -> modelconf.GeneralModelConfig | None:
-    """The rec model's config file, or None for a folder without one (defaults apply)."""
-    try:
-        return modelconf.load_config(rec_dir)
-    except FileNotFoundError:
-        return None
-
-
-def rec_best_path_classes(conf: modelconf.GeneralModelConfig | None) -> int | None:
-    """The class count when the rec model's first output is the best path (the bundled model,
-    ``pdserving.package``) and None when it is the class probabilities (a converted model)."""
-    fetch = conf.fetch_var if conf else []
-    if len(fetch) > 1 and fetch[0].name == BEST_PATH:
-        return fetch[1].shape[-1]
-    return None
-
-
-def rec_height(conf: modelconf.GeneralModelConfig | None, default: int = 48) -> int:
-    """The rec model's input height, from its config (48 for PP-OCRv4, 32 for 2020)."""
-    feeds = modelconf.feed_vars(conf) if conf else []
-    shape = feeds[0].shape if feeds else []
-    return shape[1] if len(shape) == 3 and shape[1] > 0 else default
-
-
-def build_handler(kind: str, det: Model | None, rec: Model | None, rec_dir: Path | None,
-                  options: OcrOptions = OcrOptions(), cls: Model | None = None,
-                  ready_checks: Sequence[ReadyCheck] = ()) -> _Handler:
-    """Assemble the handler for ``kind`` ("ocr", "det" or "rec") from its models."""
+def build_handler(kind: str, det: Model | None, rec: Model | None,
+                  rec_folder: ModelFolder | None, options: OcrOptions = OcrOptions(),
+                  cls: Model | None = None, ready_checks: Sequence[ReadyCheck] = ()) -> _Handler:
+    """Assemble the handler for ``kind`` ("ocr", "det" or "rec") from its models; the rec
+    model's folder gives its input height, dictionary and output form."""
     checks = list(ready_checks)
     detector = recognizer = None
     if det is not None:
         detector = Detector(metrics.timed(det, "det"), options)
-    if rec is not None and rec_dir is not None:
-        conf = rec_config(rec_dir)
-        options = OcrOptions(**{**options.__dict__, "rec_height": rec_height(conf)})
-        charset = ctc.load_dictionary(rec_dir / DICT_NAME)
+    if rec is not None and rec_folder is not None:
+        options = replace(options, rec_height=rec_folder.rec_height or options.rec_height)
+        charset = ctc.load_dictionary(rec_folder.dictionary)
         recognizer = Recognizer(metrics.timed(rec, "rec"), charset, options,
                                 classifier=metrics.timed(cls, "cls") if cls else None,
-                                num_classes=rec_best_path_classes(conf))
+                                num_classes=rec_folder.best_path_classes)
     if kind == "ocr":
         return OcrHandler(OcrPipeline(detector, recognizer), ready_checks=checks)
     if kind == "det":
@@ -155,23 +131,23 @@ def build_handler(kind: str, det: Model | None, rec: Model | None, rec_dir: Path
 def local_handler(kind: str, model_root: str | Path = ".",
                   engine: EngineOptions | None = None,
                   options: OcrOptions = OcrOptions()) -> _Handler:
-    """Fast mode: the models this service needs in ``engine.instances`` worker processes of
-    this machine, loaded and warmed up. ``handler.close()`` stops them."""
+    """Fast mode: the models this service needs, in this process (OpenVINO) or in
+    ``engine.instances`` worker processes (Paddle), loaded and warmed up at the shapes the
+    pipeline sends. ``handler.close()`` stops them."""
     engine = engine or EngineOptions(instances=2)
     root = Path(model_root)
     names = {"ocr": ["det", "rec"], "det": ["det"], "rec": ["rec"]}[kind]
     if options.use_cls and "rec" in names:
         names.append("cls")
-    warm = {"det": (1, 3, 640, 640), "cls": (1, 3, 48, 192),
-            "rec": (options.rec_batch_size, 3, options.rec_height, options.rec_min_width)}
-    pool = WorkerPool({n: ensure_model(root / f"ocr_{n}_model") for n in names}, engine,
-                      workers=engine.instances,
-                      warmup={n: np.zeros(warm[n], np.float32) for n in names})
-    models = pool.models
-    handler = build_handler(kind, models.get("det"), models.get("rec"),
-                            root / "ocr_rec_model" if "rec" in models else None, options,
-                            models.get("cls"))
-    handler.closers.append(pool.close)
+    folders = {n: ModelFolder.read(ensure_model(root / f"ocr_{n}_model")) for n in names}
+    warmup = {n: f.warmup_feeds(options.rec_batch_size, options.rec_min_width)
+              for n, f in folders.items()}
+    loaded = load_models(folders, engine, warmup)
+    metrics.note_engines(loaded.engines)
+    models = loaded.models
+    handler = build_handler(kind, models.get("det"), models.get("rec"), folders.get("rec"),
+                            options, models.get("cls"))
+    handler.closers.append(loaded.close)
     return handler
 
 
@@ -199,4 +175,5 @@ def remote_handler(kind: str, model_root: str | Path, det_endpoints: list[str],
     if rec_endpoints:
         rec, check = _remote("rec", rec_endpoints, root)
         checks.append(check)
-    return build_handler(kind, det, rec, root / "ocr_rec_model", options, ready_checks=checks)
+    rec_folder = ModelFolder.read(root / "ocr_rec_model") if rec else None
+    return build_handler(kind, det, rec, rec_folder, options, ready_checks=checks)

@@ -10,7 +10,9 @@ import paddle
 import pytest
 
 from pdserving import convert, package
-from pdserving.engine.paddle_engine import EngineOptions, ModelNotFound, PaddleEngine
+from pdserving.engine import EngineOptions
+from pdserving.engine.model_folder import ModelNotFound
+from pdserving.engine.paddle_engine import PaddleEngine
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, feed_vars, fetch_vars, load_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ from pdserving.launcher import free_port, model_server
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, GeneralModelConfig, load_config
 from pdserving.ops.ctc import best_path
 from pdserving.ops.resize import rec_batches
-from pdserving.services import (build_handler, rec_best_path_classes, rec_config,
-                                 remote_handler)
+from pdserving.engine.model_folder import ModelFolder
+from pdserving.services import build_handler, remote_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,12 +118,12 @@ def test_a_softmax_only_rec_model_reads_the_same(model_root, tmp_path, line_batc
     inference_model_to_serving(package.source_root() / package.MODELS["ocr_rec"][0], plain,
                                tmp_path / "ocr_rec_client")
     shutil.copy(model_root / "ocr_rec_model" / package.DICT_NAME, plain)
-    assert rec_best_path_classes(rec_config(plain)) is None
-    assert rec_best_path_classes(rec_config(model_root / "ocr_rec_model")) == 6625
+    assert ModelFolder.read(plain).best_path_classes is None
+    assert ModelFolder.read(model_root / "ocr_rec_model").best_path_classes == 6625
     sign = cv2.imread(str(ROOT / "samples" / "sign_exit.jpg"))
     texts = {}
     for folder in (plain, model_root / "ocr_rec_model"):
-        handler = build_handler("rec", None, PaddleEngine(folder), folder)
+        handler = build_handler("rec", None, PaddleEngine(folder), ModelFolder.read(folder))
         texts[folder] = handler([sign], ["res", "rec_scores"])
     assert texts[plain] == texts[model_root / "ocr_rec_model"]
     assert texts[plain]["res"][0]
@@ -142,6 +142,6 @@ def test_a_rec_client_folder_older_than_its_model_still_reads(model_root, tmp_pa
     with model_server(root / "ocr_rec_model", free_port(21000)) as server:
         handler = remote_handler("rec", root, [], [server.endpoint])
         stale = handler([sign], ["res", "rec_scores"])
-    local = build_handler("rec", None, PaddleEngine(model_root / "ocr_rec_model"),
-                          model_root / "ocr_rec_model")([sign], ["res", "rec_scores"])
+    rec = ModelFolder.read(model_root / "ocr_rec_model")
+    local = build_handler("rec", None, PaddleEngine(rec), rec)([sign], ["res", "rec_scores"])
     assert stale == local and stale["res"][0]

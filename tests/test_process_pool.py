@@ -9,7 +9,9 @@ import pytest
 
 from pdserving import package
 from pdserving.engine import GpuUnavailable
-from pdserving.engine.paddle_engine import EngineOptions, PaddleEngine
+from pdserving.engine import EngineOptions
+from pdserving.engine.model_folder import ModelNotFound
+from pdserving.engine.paddle_engine import PaddleEngine
 from pdserving.engine.process_pool import INITIAL_REGION, WorkerError, WorkerPool
 
 
@@ -17,7 +19,7 @@ from pdserving.engine.process_pool import INITIAL_REGION, WorkerError, WorkerPoo
 def pool(model_root):
     pool = WorkerPool({"det": model_root / "ocr_det_model", "rec": model_root / "ocr_rec_model"},
                       EngineOptions(), workers=2,
-                      warmup={"rec": np.zeros((1, 3, 48, 320), np.float32)})
+                      warmup={"rec": [{"x": np.zeros((1, 3, 48, 320), np.float32)}]})
     yield pool
     pool.close()
 
@@ -73,7 +75,7 @@ def test_a_bad_input_is_an_error_and_the_worker_goes_on(pool):
 
 
 def test_a_folder_that_is_not_a_model_fails_at_start(tmp_path):
-    with pytest.raises(WorkerError, match="no Paddle inference model"):
+    with pytest.raises(ModelNotFound, match="no Paddle inference model"):
         WorkerPool({"det": tmp_path}, EngineOptions(), workers=1)
 
 

@@ -134,7 +134,7 @@ def test_all_down_is_unavailable_then_recovers_by_itself(model_root):
     x = sample()[None]
     try:
         assert model(x).shape == (1, 1, 32, 64)
-        server.stop(0).wait()
+        server.stop(0)
         with pytest.raises(Unavailable, match=f"det model server 127.0.0.1:{port} unavailable"):
             model(x)
         assert not model.ready()
@@ -149,5 +149,5 @@ def test_all_down_is_unavailable_then_recovers_by_itself(model_root):
                 time.sleep(0.05)
         assert model.ready()
     finally:
-        server.stop(0).wait()
+        server.stop(0)
         model.close()

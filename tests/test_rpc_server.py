@@ -30,7 +30,7 @@ def port(det_dir):
     p = free_port(23500)
     server = rpc_server.serve(det_dir, p, host="127.0.0.1", threads=2)
     yield p
-    server.stop(0).wait()
+    server.stop(0)
 
 
 @pytest.fixture(scope="module")
@@ -142,4 +142,4 @@ def test_client_generated_from_proto_alone_matches_in_process_paddle(port, det_d
     local = PaddleEngine(det_dir)(x)
     assert remote.shape == local.shape == (1, 1, 96, 320)
     assert remote.max() > 0.5  # the text was found
-    np.testing.assert_allclose(remote, local, atol=1e-5)
+    np.testing.assert_allclose(remote, local, atol=2e-4)  # OpenVINO serves it (f32)

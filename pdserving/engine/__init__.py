@@ -1,28 +1,69 @@
 """The engine interface: what the OCR pipeline needs from a model, wherever it runs.
 
-A model is a callable ``ndarray -> ndarray`` (one input batch in, one output batch out). Paddle
-predictors (``paddle_engine.PaddleEngine``), the same in worker processes of this machine
-(``process_pool.WorkerPool``) and a model behind RPC (``pdserving.rpc.client.RemoteModel``) all
-satisfy it, so the pipeline and the web service never know which one they hold.
+A model is a callable ``ndarray -> ndarray`` (one input batch in, one output batch out), with
+``run(feeds, fetch) -> {name: ndarray}`` for the model server. OpenVINO (``openvino_engine``, the
+CPU default), Paddle Inference in worker processes (``paddle_engine``, ``process_pool``; the GPU
+engine) and a model behind RPC (``pdserving.rpc.client.RemoteModel``) all satisfy it, so the
+pipeline and the web service never know which one they hold. ``load.load_models`` picks.
 """
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+ENGINES = ("openvino", "paddle")
 
 
 class Model(Protocol):
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
 
-class GpuUnavailable(RuntimeError):
+@dataclass(frozen=True)
+class EngineOptions:
+    """How models are run. ``gpu_id=None`` means CPU.
+
+    ``instances`` is how many calls of one model run at once: OpenVINO streams in this process,
+    or Paddle worker processes (Paddle keeps the GIL while it predicts).
+    """
+
+    engine: str = "openvino"
+    gpu_id: int | None = None
+    threads: int = 1          # CPU math threads per call
+    instances: int = 1
+    precision: str = "f32"    # OpenVINO CPU inference precision: f32, or bf16 where supported
+    mkldnn: bool = True       # Paddle: oneDNN kernels on CPU
+    ir_optim: bool = True     # Paddle: IR graph optimisation
+    mem_optim: bool = True    # Paddle: memory reuse
+    mkldnn_cache: int = 1     # Paddle: oneDNN shape cache entries (more cost memory, no speed)
+    gpu_mem_mb: int = 500     # Paddle: initial GPU memory pool
+
+
+class EngineError(RuntimeError):
+    """A start-up problem the user can fix; the message is one line."""
+
+
+class GpuUnavailable(EngineError):
     """Raised when GPU inference is asked of a Paddle build without CUDA."""
 
     def __init__(self) -> None:
         super().__init__(
             "GPU requested but this Paddle build has no CUDA support: install the GPU build with "
-            "`pip install -r requirements-gpu.txt` (paddlepaddle-gpu), or run with `cpu`."
-        )
+            "`pip install -r requirements-gpu.txt` (paddlepaddle-gpu), or run with `cpu`.")
 
 
-__all__ = ["Model", "GpuUnavailable"]
+def check_options(options: EngineOptions) -> None:
+    """Refuse engine/device combinations that cannot work, before anything loads."""
+    if options.engine not in ENGINES:
+        raise EngineError(f"unknown engine {options.engine!r}: expected {' or '.join(ENGINES)}")
+    if options.gpu_id is not None and options.engine == "openvino":
+        raise EngineError("--engine openvino runs on the CPU only; on a GPU use --engine paddle "
+                          "(the default with gpu)")
+    if options.gpu_id is not None:
+        from pdserving.engine.paddle_engine import cuda_available
+
+        if not cuda_available():
+            raise GpuUnavailable()
+
+
+__all__ = ["ENGINES", "EngineError", "EngineOptions", "GpuUnavailable", "Model", "check_options"]

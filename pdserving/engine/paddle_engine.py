@@ -12,51 +12,12 @@ import os
 import queue
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from pdserving.engine import GpuUnavailable
-
-# (model file, params file) pairs looked for in a model folder, most common first.
-MODEL_FILE_PAIRS = [
-    ("inference.pdmodel", "inference.pdiparams"),
-    ("inference.json", "inference.pdiparams"),
-    ("model.pdmodel", "model.pdiparams"),
-    ("model.json", "model.pdiparams"),
-    ("__model__", "__params__"),
-]
-
-
-class ModelNotFound(FileNotFoundError):
-    """The folder holds no Paddle inference model."""
-
-
-def find_model_files(dirname: str | os.PathLike, model_filename: str | None = None,
-                     params_filename: str | None = None) -> tuple[Path, Path]:
-    """The model and params files of an inference model folder (explicit names win)."""
-    d = Path(dirname)
-    if not d.is_dir():
-        raise ModelNotFound(f"{d}: not a folder")
-    pairs = [(model_filename, params_filename)] if model_filename else MODEL_FILE_PAIRS
-    for model, params in pairs:
-        if (d / model).is_file():
-            params = params or _guess_params(d, model)
-            if params and (d / params).is_file():
-                return d / model, d / params
-    raise ModelNotFound(
-        f"{d}: no Paddle inference model here (looked for "
-        + ", ".join(f"{m}+{p}" for m, p in pairs) + ")")
-
-
-def _guess_params(d: Path, model: str) -> str | None:
-    stem = model.rsplit(".", 1)[0]
-    for cand in (stem + ".pdiparams", "__params__", "params"):
-        if (d / cand).is_file():
-            return cand
-    return None
+from pdserving.engine import EngineOptions, GpuUnavailable
+from pdserving.engine.model_folder import ModelFolder
 
 
 def cuda_available() -> bool:
@@ -65,40 +26,30 @@ def cuda_available() -> bool:
     return paddle.device.is_compiled_with_cuda()
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    """How predictors are built. ``gpu_id=None`` means CPU."""
-
-    gpu_id: int | None = None
-    threads: int = 1          # CPU math threads per predictor
-    instances: int = 1        # predictors in the pool = calls that run at once
-    mkldnn: bool = True       # oneDNN kernels on CPU
-    ir_optim: bool = True
-    mem_optim: bool = True
-    mkldnn_cache: int = 1     # oneDNN shape cache entries: more cost memory, gain no speed
-    gpu_mem_mb: int = 500
-
-
 class PaddleEngine:
     """A pool of Paddle predictors for one model; callable as ``batch -> first output``.
 
-    ``warmup`` (feeds, or one batch for the first input) runs once on every predictor before the
-    constructor returns, so no request pays for oneDNN's set-up.
+    ``warmup`` (a list of feeds) runs once on every predictor before the constructor returns, so
+    no request pays for oneDNN's set-up.
 
     Each predictor lives on its own worker thread for the engine's lifetime: oneDNN keeps
     per-thread state, and a predictor run from a new thread that reuses a dead thread's id fails
     ("could not execute a primitive"). Callers from any thread hand their batch to a free worker.
     """
 
-    def __init__(self, model_dir: str | os.PathLike, options: EngineOptions = EngineOptions(),
-                 model_filename: str | None = None, params_filename: str | None = None,
-                 warmup: dict[str, np.ndarray] | np.ndarray | None = None):
+    engine = "paddle"
+
+    def __init__(self, folder: ModelFolder | str | os.PathLike,
+                 options: EngineOptions = EngineOptions(engine="paddle"),
+                 warmup: Sequence[dict[str, np.ndarray]] = ()):
         if options.gpu_id is not None and not cuda_available():
             raise GpuUnavailable()
         from paddle import inference
 
-        model_file, params_file = find_model_files(model_dir, model_filename, params_filename)
-        config = inference.Config(str(model_file), str(params_file))
+        if not isinstance(folder, ModelFolder):
+            folder = ModelFolder.read(folder)
+        model_file = folder.model_file
+        config = inference.Config(str(model_file), str(folder.params_file))
         config.disable_glog_info()
         config.switch_ir_optim(options.ir_optim)
         if options.mem_optim and model_file.suffix != ".json":
@@ -117,17 +68,15 @@ class PaddleEngine:
             config.enable_use_gpu(options.gpu_mem_mb, options.gpu_id)
         first = inference.create_predictor(config)
         self.options = options
-        self.model_dir = Path(model_dir)
+        self.folder = folder
         self.input_names: list[str] = list(first.get_input_names())
         self.output_names: list[str] = list(first.get_output_names())
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        if isinstance(warmup, np.ndarray):
-            warmup = {self.input_names[0]: warmup}
         predictors = [first] + [first.clone() for _ in range(options.instances - 1)]
         warmed = [Future() for _ in predictors]
         for i, (p, done) in enumerate(zip(predictors, warmed)):
             threading.Thread(target=self._work, args=(p, warmup, done), daemon=True,
-                             name=f"paddle-{self.model_dir.name}-{i}").start()
+                             name=f"paddle-{folder.name}-{i}").start()
         for done in warmed:
             done.result()
 
@@ -141,11 +90,11 @@ class PaddleEngine:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.run({self.input_names[0]: batch}, self.output_names[:1])[self.output_names[0]]
 
-    def _work(self, predictor, warmup: dict[str, np.ndarray] | None, warmed: Future) -> None:
+    def _work(self, predictor, warmup: Sequence[dict[str, np.ndarray]], warmed: Future) -> None:
         """A worker: warm its predictor up (so no request pays for that), then serve jobs."""
         try:
-            if warmup is not None:
-                self._run_on(predictor, warmup, None)
+            for feeds in warmup:
+                self._run_on(predictor, feeds, None)
             warmed.set_result(None)
         except BaseException as e:
             warmed.set_exception(e)

@@ -19,14 +19,14 @@ import queue
 import signal
 import tempfile
 from dataclasses import replace
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from pdserving import malloc
-from pdserving.engine import GpuUnavailable
-from pdserving.engine.paddle_engine import EngineOptions, cuda_available
+from pdserving.engine import EngineOptions, GpuUnavailable
+from pdserving.engine.model_folder import ModelFolder
+from pdserving.engine.paddle_engine import cuda_available
 from pdserving.launcher import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,8 @@ def _map(path: str, size: int) -> mmap.mmap:
         return mmap.mmap(f.fileno(), size)
 
 
-def _worker_main(conn, models: dict[str, str], options: EngineOptions,
-                 warmup: dict[str, np.ndarray]) -> None:
+def _worker_main(conn, models: dict[str, ModelFolder], options: EngineOptions,
+                 warmup: dict[str, list[dict[str, np.ndarray]]]) -> None:
     """A worker process: load the models, say which names they take, then serve calls."""
     malloc.for_models()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -75,8 +75,8 @@ def _worker_main(conn, models: dict[str, str], options: EngineOptions,
     try:
         from pdserving.engine.paddle_engine import PaddleEngine
 
-        engines = {name: PaddleEngine(path, options, warmup=warmup.get(name))
-                   for name, path in models.items()}
+        engines = {name: PaddleEngine(folder, options, warmup=warmup.get(name, ()))
+                   for name, folder in models.items()}
         # Paddle installs a handler that prints a C++ "FatalError" report on SIGTERM; a worker
         # told to stop just stops.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -108,8 +108,8 @@ def _worker_main(conn, models: dict[str, str], options: EngineOptions,
 class _Worker:
     """The parent's side of one worker process: its pipe and its shared region."""
 
-    def __init__(self, ctx, models: dict[str, str], options: EngineOptions,
-                 warmup: dict[str, np.ndarray], index: int):
+    def __init__(self, ctx, models: dict[str, ModelFolder], options: EngineOptions,
+                 warmup: dict[str, list[dict[str, np.ndarray]]], index: int):
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, models, options, warmup),
                                 name=f"pdserving-model-worker-{index}", daemon=True)
@@ -170,6 +170,8 @@ class _Worker:
 class PooledModel:
     """One model of a ``WorkerPool``, with ``PaddleEngine``'s surface (``run``, call)."""
 
+    engine = "paddle"
+
     def __init__(self, pool: "WorkerPool", name: str, input_names: list[str],
                  output_names: list[str]):
         self.pool = pool
@@ -189,17 +191,19 @@ class PooledModel:
 class WorkerPool:
     """``workers`` processes, each with every model in ``models`` (name -> model folder).
 
-    ``options.threads`` math threads per worker; ``warmup`` maps a model name to a batch its
+    ``options.threads`` math threads per worker; ``warmup`` maps a model name to the feeds its
     predictor runs once at start.
     """
 
-    def __init__(self, models: dict[str, str | os.PathLike], options: EngineOptions,
-                 workers: int, warmup: dict[str, np.ndarray] | None = None):
+    def __init__(self, models: dict[str, ModelFolder | str | os.PathLike],
+                 options: EngineOptions, workers: int,
+                 warmup: dict[str, list[dict[str, np.ndarray]]] | None = None):
         if options.gpu_id is not None and not cuda_available():
             raise GpuUnavailable()  # at once, not after starting workers
         ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
-        paths = {n: str(Path(p)) for n, p in models.items()}
-        self._start = lambda i: _Worker(ctx, paths, replace(options, instances=1),
+        folders = {n: f if isinstance(f, ModelFolder) else ModelFolder.read(f)
+                   for n, f in models.items()}
+        self._start = lambda i: _Worker(ctx, folders, replace(options, instances=1),
                                         warmup or {}, i)
         self._workers = [self._start(i) for i in range(workers)]
         atexit.register(self.close)  # before multiprocessing's own exit hook terminates them

@@ -10,15 +10,14 @@ import logging
 import os
 import socket
 from concurrent import futures
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import grpc
 import numpy as np
 
-from pdserving import modelconf
-from pdserving.convert import read_model_io
-from pdserving.engine.paddle_engine import EngineOptions, find_model_files
-from pdserving.engine.process_pool import PooledModel, WorkerPool
+from pdserving.engine import EngineOptions
+from pdserving.engine.load import LoadedModels, load_models
+from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import BadRequest, ServingError
 from pdserving.modelconf import Var
 from pdserving.proto import general_model_service_pb2 as pb
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_SIZE = 512 * 1024 * 1024
 ENGINE_NAME = "general_infer_0"
-WARMUP_SIDE = 320  # stands for dynamic dims at warm-up: a multiple of 32, the rec batch floor
 
 
 class PortInUse(OSError):
@@ -37,15 +35,14 @@ class PortInUse(OSError):
 
 
 class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
-    """Runs requests on the model's worker processes; feed/fetch names may be aliases or real
-    names."""
+    """Runs requests on the model's engine; feed/fetch names may be aliases or real names."""
 
-    def __init__(self, engine: PooledModel, feeds: list[Var], fetches: list[Var]):
-        self.engine = engine
-        self.feeds = _by_name(feeds)
-        self.feed_order = feeds
-        self.fetches = _by_name(fetches)
-        self.fetch_order = fetches
+    def __init__(self, engine, folder: ModelFolder):
+        self.engine = engine  # OpenVINOEngine or PooledModel: ``run(feeds, fetch)``
+        self.feeds = _by_name(folder.feeds)
+        self.feed_order = list(folder.feeds)
+        self.fetches = _by_name(folder.fetches)
+        self.fetch_order = list(folder.fetches)
 
     def inference(self, request: pb.Request, context) -> pb.Response:
         try:
@@ -102,7 +99,7 @@ class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
         return [self.fetches[n] for n in names]
 
 
-def _by_name(variables: list[Var]) -> dict[str, Var]:
+def _by_name(variables)  -> dict[str, Var]:
     """Index by alias and by real name: clients may use either."""
     return {**{v.name: v for v in variables}, **{v.alias: v for v in variables}}
 
@@ -122,22 +119,6 @@ def _check_shape(label: str, shape: list[int], expected: list[int]) -> None:
                          f"[{', '.join(map(str, want))}]")
 
 
-def model_vars(model_dir: str | os.PathLike) -> tuple[list[Var], list[Var]]:
-    """Feed/fetch variables from ``serving_server_conf.prototxt``, else read from the model file
-    (then aliases are the real names)."""
-    conf_path = Path(model_dir) / modelconf.SERVER_CONF
-    if conf_path.is_file():
-        conf = modelconf.load_config(conf_path)
-        return modelconf.feed_vars(conf), modelconf.fetch_vars(conf)
-    return read_model_io(find_model_files(model_dir)[0])
-
-
-def warmup_feeds(feeds: list[Var]) -> dict[str, np.ndarray]:
-    """Zero tensors of batch 1 shaped by the config (dynamic dims = ``WARMUP_SIDE``)."""
-    return {v.name: np.zeros([1] + [d if d > 0 else WARMUP_SIDE for d in v.shape],
-                             numpy_dtype(v.type_code)) for v in feeds}
-
-
 def check_port(host: str, port: int) -> None:
     """Fail before the model loads if the port is taken (bound as gRPC binds: SO_REUSEADDR)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -149,35 +130,48 @@ def check_port(host: str, port: int) -> None:
             raise PortInUse(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
+@dataclass
+class ModelServer:
+    """A started model server: the gRPC server, and the engine its model runs on."""
+
+    grpc: grpc.Server
+    engine: str
+    models: LoadedModels
+
+    def stop(self, grace: float | None) -> None:
+        """Stop taking calls, let those in flight finish (up to ``grace`` s), free the model."""
+        self.grpc.stop(grace).wait()
+        self.models.close()
+
+
 def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", threads: int = 4,
           options: EngineOptions = EngineOptions(),
-          max_body_size: int = MAX_BODY_SIZE) -> grpc.Server:
+          max_body_size: int = MAX_BODY_SIZE) -> ModelServer:
     """Load and warm up the model, then start serving it; returns the started server.
 
-    ``threads`` gRPC threads take calls; they share min(threads, cores) model worker processes
-    (Paddle keeps the GIL while it runs, so only processes run models side by side). Raises
-    ``PortInUse`` if the address cannot be bound (SO_REUSEPORT is off, so a second server on
-    the same port fails instead of silently sharing it).
+    ``threads`` gRPC threads take calls; min(threads, cores) of them run the model at once
+    (OpenVINO streams, or Paddle worker processes). Raises ``PortInUse`` if the address cannot
+    be bound (SO_REUSEPORT is off, so a second server on the same port fails instead of
+    silently sharing it).
     """
     check_port(host, port)
-    feeds, fetches = model_vars(model_dir)
-    pool = WorkerPool({"model": model_dir}, options, workers=min(threads, os.cpu_count() or 1),
-                      warmup={"model": warmup_feeds(feeds)})
-    engine = pool.models["model"]
+    folder = ModelFolder.read(model_dir)
+    options = replace(options, instances=min(threads, os.cpu_count() or 1))
+    loaded = load_models({"model": folder}, options, {"model": folder.warmup_feeds()})
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdserving-rpc"),
         options=[("grpc.max_send_message_length", max_body_size),
                  ("grpc.max_receive_message_length", max_body_size),
                  ("grpc.so_reuseport", 0)])
     pb_grpc.add_GeneralModelServiceServicer_to_server(
-        GeneralModelService(engine, feeds, fetches), server)
+        GeneralModelService(loaded.models["model"], folder), server)
     address = f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError:
         bound = 0
     if not bound:
-        pool.close()
+        loaded.close()
         raise PortInUse(f"cannot listen on {address}: port in use or address not available")
     server.start()
-    return server
+    return ModelServer(server, loaded.engines["model"], loaded)

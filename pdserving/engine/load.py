@@ -1,0 +1,62 @@
+"""Which engine runs which model: OpenVINO in this process, or Paddle in worker processes.
+
+``load_models`` is the one place that decides. A model OpenVINO cannot read (a PIR program, an
+op its Paddle frontend lacks) runs on Paddle instead, with a one-line notice, so a converted
+model never stops a service from starting.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from pdserving.engine import EngineOptions, Model, check_options
+from pdserving.engine.model_folder import ModelFolder
+
+log = logging.getLogger(__name__)
+
+Feeds = dict[str, np.ndarray]
+
+
+@dataclass
+class LoadedModels:
+    """Models by name, the engine each runs on, and how to stop them (worker processes)."""
+
+    models: dict[str, Model]
+    engines: dict[str, str]
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
+                warmup: dict[str, list[Feeds]] | None = None) -> LoadedModels:
+    """Load and warm up every model of ``folders`` on ``options.engine``."""
+    check_options(options)
+    warmup = warmup or {}
+    loaded = LoadedModels({}, {})
+    on_paddle = dict(folders)
+    if options.engine == "openvino":
+        from pdserving.engine.openvino_engine import ModelUnreadable, OpenVINOEngine
+
+        for name, folder in folders.items():
+            try:
+                loaded.models[name] = OpenVINOEngine(folder, options, warmup.get(name, ()))
+            except ModelUnreadable as e:
+                log.warning("notice: %s; running it on Paddle instead", e)
+                continue
+            loaded.engines[name] = "openvino"
+            del on_paddle[name]
+    if on_paddle:
+        from pdserving.engine.process_pool import WorkerPool
+
+        pool = WorkerPool(on_paddle, options, workers=options.instances, warmup=warmup)
+        loaded.closers.append(pool.close)
+        loaded.models.update(pool.models)
+        loaded.engines.update(dict.fromkeys(on_paddle, "paddle"))
+    return loaded
