@@ -48,7 +48,8 @@ def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
             try:
                 loaded.models[name] = OpenVINOEngine(folder, options, warmup.get(name, ()))
             except ModelUnreadable as e:
-                log.warning("notice: %s; running it on Paddle instead", e)
+                log.warning("notice: model %s (%s): %s; running it on Paddle instead",
+                            name, folder.path, e)
                 continue
             loaded.engines[name] = "openvino"
             del on_paddle[name]

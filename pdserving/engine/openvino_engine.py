@@ -28,8 +28,10 @@ def core():
     """One ``openvino.Core`` per process (it holds the plugin and its thread pools)."""
     global _core
     if _core is None:
-        import openvino
-
+        try:
+            import openvino
+        except ImportError:
+            raise ModelUnreadable("openvino is not installed (pip install -r requirements.txt)")
         _core = openvino.Core()
     return _core
 
@@ -49,10 +51,11 @@ class OpenVINOEngine:
                  warmup: Sequence[dict[str, np.ndarray]] = ()):
         if not isinstance(folder, ModelFolder):
             folder = ModelFolder.read(folder)
+        ov = core()
         if folder.model_file.suffix == ".json":
             # Asked anyway, OpenVINO tries every frontend on it and prints their parse errors.
-            raise ModelUnreadable(f"{folder.name}: OpenVINO reads .pdmodel programs, not Paddle 3 "
-                                  f"PIR ({folder.model_file.name})")
+            raise ModelUnreadable(f"OpenVINO reads .pdmodel programs, not Paddle 3 PIR "
+                                  f"({folder.model_file.name})")
         streams = max(1, options.instances)
         config = {
             "NUM_STREAMS": streams,
@@ -63,10 +66,10 @@ class OpenVINOEngine:
             "ENABLE_CPU_PINNING": False,
         }
         try:
-            model = core().read_model(str(folder.model_file), str(folder.params_file))
-            compiled = core().compile_model(model, "CPU", config)
+            model = ov.read_model(str(folder.model_file), str(folder.params_file))
+            compiled = ov.compile_model(model, "CPU", config)
         except Exception as e:  # any frontend or plugin failure: the caller falls back
-            raise ModelUnreadable(f"{folder.name}: OpenVINO cannot run it: {_reason(e)}") from None
+            raise ModelUnreadable(f"OpenVINO cannot run it: {_reason(e)}") from None
         self.folder = folder
         self.options = options
         self.input_names = [p.get_any_name() for p in compiled.inputs]
