@@ -66,11 +66,35 @@ def fast_ocr(model_root):
 
 
 @pytest.fixture(scope="session")
+def fast_ocr_paddle(model_root):
+    """The fast service on Paddle Inference, to compare the engines."""
+    yield from _service(script("ocr_local_server.py", "cpu", "--engine", "paddle",
+                               "--model_root", str(model_root), port=free_port(21050)))
+
+
+@pytest.fixture(scope="session")
 def standard_ocr(model_root, det_server):
     yield from _service(script("ocr_web_server.py", "cpu", "--model_root", str(model_root),
                                "--det_endpoints", det_server.endpoint,
                                "--model_port", str(free_port(22000)),
                                port=free_port(21100)))
+
+
+@pytest.fixture(scope="session")
+def pir_model(tmp_path_factory) -> Path:
+    """A Paddle 3 PIR model folder (inference.json): Paddle runs it, OpenVINO cannot read it."""
+    from models import write_pir_model
+
+    return write_pir_model(tmp_path_factory.mktemp("pir"))
+
+
+@pytest.fixture(scope="session")
+def argmax_model(model_root, tmp_path_factory) -> Path:
+    """A legacy .pdmodel OpenVINO's frontend fails to convert (the cls model + arg_max(-1))."""
+    from models import write_argmax_last_axis_model
+
+    return write_argmax_last_axis_model(model_root / "ocr_cls_model",
+                                        tmp_path_factory.mktemp("argmax") / "model")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import paddle
 import pytest
 
 from pdserving import convert, package
@@ -20,29 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def det_source() -> Path:
     return package.source_root() / package.MODELS["ocr_det"][0]
-
-
-class TinyLayer(paddle.nn.Layer):
-    """Two inputs of different dtypes, two outputs: enough to check names, types and order."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc = paddle.nn.Linear(4, 3)
-
-    def forward(self, x, ids):
-        return paddle.nn.functional.softmax(self.fc(x)), (ids * 2).astype("float64")
-
-
-@pytest.fixture(scope="module")
-def pir_model(tmp_path_factory) -> Path:
-    """A model exported in Paddle 3's default (PIR) mode: inference.json + .pdiparams."""
-    d = tmp_path_factory.mktemp("pir")
-    layer = TinyLayer()
-    layer.eval()
-    paddle.jit.save(layer, str(d / "inference"), input_spec=[
-        paddle.static.InputSpec([None, 4], "float32", "x"),
-        paddle.static.InputSpec([None, 2, 5], "int64", "ids")])
-    return d
 
 
 def test_legacy_model_converts_with_names_read_from_the_model(tmp_path):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from pdserving.launcher import free_port, model_server
@@ -50,6 +51,39 @@ def test_missing_and_non_model_folders_are_one_line(tmp_path):
     assert_one_line_error(run_serve("--model", str(tmp_path)), "no Paddle inference model")
 
 
+def test_openvino_on_a_gpu_is_one_line(model_root):
+    result = run_serve("--model", str(model_root / "ocr_det_model"),
+                       "--port", str(free_port(23400)), "--device", "gpu", "--engine", "openvino")
+    assert_one_line_error(result, "openvino runs on the CPU only", "--engine paddle")
+
+
+@pytest.mark.parametrize("argv,engine", [([], "openvino"), (["--engine", "paddle"], "paddle")])
+def test_ready_line_names_the_engine(model_root, argv, engine):
+    with model_server(model_root / "ocr_det_model", free_port(23600),
+                      extra_args=["--thread", "1", *argv]) as server:
+        assert server.ready_line.endswith(f"(ocr_det_model, engine {engine})")
+        assert server.engine == engine
+
+
+def test_a_model_openvino_cannot_read_is_served_by_paddle(pir_model, tmp_path):
+    """A converted Paddle 3 (PIR) model: a one-line notice, then served all the same."""
+    from pdserving.convert import inference_model_to_serving
+    from pdserving.rpc.client import Client
+
+    inference_model_to_serving(pir_model, tmp_path / "server", tmp_path / "client")
+    with model_server(tmp_path / "server", free_port(23700)) as server:
+        assert server.engine == "paddle"
+        [notice] = [ln for ln in server.output if ln.startswith("notice:")]
+        assert "OpenVINO reads .pdmodel programs, not Paddle 3 PIR" in notice
+        client = Client()
+        client.load_client_config(str(tmp_path / "client" / "serving_client_conf.prototxt"))
+        client.connect([server.endpoint])
+        out = client.predict(feed={"x": np.ones((1, 4), np.float32),
+                                   "ids": np.ones((1, 2, 5), np.int64)},
+                             fetch=list(client.fetches), batch=True)
+        assert out[list(client.fetches)[0]].shape == (1, 3)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_ready_line_then_graceful_stop(model_root, sig):
     server = model_server(model_root / "ocr_det_model", free_port(23300),
@@ -64,7 +98,9 @@ def test_ready_line_then_graceful_stop(model_root, sig):
     (["--device", "cpu", "--gpu_ids", "0"], None),
 ])
 def test_device_selection(argv, gpu_id):
-    assert engine_options(parse_args(["--model", "m", *argv])).gpu_id == gpu_id
+    options = engine_options(parse_args(["--model", "m", *argv]))
+    assert options.gpu_id == gpu_id
+    assert options.engine == ("openvino" if gpu_id is None else "paddle")  # the defaults
 
 
 def test_engine_flags():

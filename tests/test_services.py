@@ -1,5 +1,6 @@
 """The OCR services over HTTP, as users run them: fast and standard mode, det-only, rec-only."""
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -43,6 +44,29 @@ def test_sample_images_are_read_within_2_percent_cer(mode, samples, request):
         errors += edit_distance(got, want)
         chars += len(want)
     assert errors / chars <= 0.02, f"CER {errors / chars:.3%}"
+
+
+def test_openvino_reads_every_sample_line_as_paddle_does(fast_ocr, fast_ocr_paddle, samples):
+    """The default engine changes nothing users see: the same lines (each sample read exactly
+    as labelled, CER 0), boxes within 1 px, scores within 1e-3."""
+    fetch = ["res", "dt_boxes", "rec_scores"]
+    for name, (data, expected) in samples.items():
+        ov = fast_ocr.post([data], fetch).json()["result"]
+        pd = fast_ocr_paddle.post([data], fetch).json()["result"]
+        assert ov["res"] == pd["res"] == expected, name
+        assert np.abs(np.array(ov["dt_boxes"]) - np.array(pd["dt_boxes"])).max() <= 1, name
+        np.testing.assert_allclose(ov["rec_scores"], pd["rec_scores"], atol=1e-3)
+
+
+def test_metrics_name_the_engine_of_each_model(fast_ocr, fast_ocr_paddle, standard_ocr):
+    def engines(service: Service) -> str:
+        text = httpx.get(service.base + "/metrics", timeout=10).text
+        return "\n".join(ln for ln in text.splitlines() if ln.startswith("pdserving_model_engine"))
+
+    assert 'engine="openvino",model="det"} 1.0' in engines(fast_ocr)
+    assert 'engine="openvino",model="rec"} 1.0' in engines(fast_ocr)
+    assert 'engine="paddle",model="rec"} 1.0' in engines(fast_ocr_paddle)
+    assert 'engine="openvino",model="rec"} 1.0' in engines(standard_ocr)  # its rec model server
 
 
 def test_standard_and_fast_give_identical_json(fast_ocr, standard_ocr, samples):
@@ -136,6 +160,38 @@ def test_gpu_on_a_cpu_build_is_a_one_line_error(name, model_root):
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0
     assert "CUDA" in out.stderr and "requirements-gpu.txt" in out.stderr
+
+
+@pytest.mark.parametrize("name,own", [
+    ("ocr_local_server.py", "det"), ("ocr_web_server.py", "rec"), ("det_local_server.py", "det"),
+    ("det_web_server.py", "det"), ("rec_local_server.py", "rec"), ("rec_web_server.py", "rec")])
+def test_every_script_runs_on_paddle_when_asked(name, own, model_root, det_server, samples):
+    extra = ["--det_endpoints", det_server.endpoint] if name == "ocr_web_server.py" else []
+    if "web" in name:
+        extra += ["--model_port", str(free_port(23500))]
+    proc = script(name, "cpu", "--engine", "paddle", "--instances", "1", "--model_root",
+                  str(model_root), *extra, port=free_port(21700))
+    with contextlib.contextmanager(_service)(proc) as service:
+        metrics = httpx.get(service.base + "/metrics", timeout=10).text
+        assert f'pdserving_model_engine_info{{engine="paddle",model="{own}"}} 1.0' in metrics
+        data, expected = samples["sign_exit.jpg"]
+        result = service.post([data], ["dt_boxes" if name.startswith("det") else "res"]).json()
+        if name.startswith("ocr"):
+            assert result["result"]["res"] == expected
+        elif name.startswith("det"):
+            assert len(result["result"]["dt_boxes"]) == len(expected)
+        else:  # the whole sign as one line
+            assert result["result"]["res"][0]
+
+
+@pytest.mark.parametrize("name", ["ocr_local_server.py", "ocr_web_server.py"])
+def test_openvino_on_gpu_is_a_one_line_error(name, model_root):
+    out = subprocess.run([sys.executable, str(ROOT / name), "gpu", "--engine", "openvino",
+                          "--model_root", str(model_root), "--port", str(free_port(21400))],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "openvino runs on the CPU only" in out.stderr and "--engine paddle" in out.stderr
 
 
 def test_sigterm_stops_the_web_server_and_its_rec_model_server(model_root, det_server):

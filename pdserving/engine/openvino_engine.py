@@ -73,6 +73,11 @@ class OpenVINOEngine:
         self.folder = folder
         self.options = options
         self.input_names = [p.get_any_name() for p in compiled.inputs]
+        # Static dims by input (-1 = dynamic): OpenVINO answers an input that does not fit with
+        # an empty output instead of an error, so calls are checked here.
+        self._dims = {p.get_any_name(): [d.get_length() if d.is_static else -1
+                                         for d in p.get_partial_shape()]
+                      for p in compiled.inputs}
         self.output_names = [p.get_any_name() for p in compiled.outputs]
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(streams):
@@ -84,12 +89,22 @@ class OpenVINOEngine:
     def run(self, feeds: dict[str, np.ndarray],
             fetch: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Run one batch: feeds by input name; returns the fetched outputs (all by default)."""
+        self._check(feeds)
         request = self._free.get()
         try:
             request.infer({n: np.ascontiguousarray(v) for n, v in feeds.items()})
             return {n: request.get_tensor(n).data.copy() for n in (fetch or self.output_names)}
         finally:
             self._free.put(request)
+
+    def _check(self, feeds: dict[str, np.ndarray]) -> None:
+        if set(feeds) != set(self._dims):
+            raise ValueError(f"feeds {sorted(feeds)}; the model takes {sorted(self._dims)}")
+        for name, value in feeds.items():
+            dims = self._dims[name]
+            if value.ndim != len(dims) or any(d not in (-1, s) for d, s in zip(dims, value.shape)):
+                raise ValueError(f"input {name}: shape {list(value.shape)}, the model expects "
+                                 f"[{', '.join('?' if d < 0 else str(d) for d in dims)}]")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.run({self.input_names[0]: batch}, self.output_names[:1])[self.output_names[0]]

@@ -1,0 +1,67 @@
+"""Which engine runs which model (``engine.load``): OpenVINO in-process by default, Paddle in
+worker processes, and Paddle for whatever OpenVINO cannot read."""
+
+import logging
+import os
+
+import numpy as np
+import psutil
+import pytest
+
+from pdserving.engine import EngineError, EngineOptions, check_options
+from pdserving.engine.load import load_models
+from pdserving.engine.model_folder import ModelFolder
+from pdserving.engine.openvino_engine import OpenVINOEngine
+from pdserving.engine.process_pool import PooledModel
+
+
+def folders(model_root, *names) -> dict[str, ModelFolder]:
+    return {n: ModelFolder.read(model_root / f"ocr_{n}_model") for n in names}
+
+
+def test_openvino_runs_in_this_process(model_root):
+    before = psutil.Process().children()
+    loaded = load_models(folders(model_root, "det", "rec"), EngineOptions(instances=2))
+    assert loaded.engines == {"det": "openvino", "rec": "openvino"}
+    assert all(isinstance(m, OpenVINOEngine) for m in loaded.models.values())
+    assert psutil.Process().children() == before  # no worker process
+    assert loaded.models["det"](np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1, 64, 64)
+    loaded.close()
+
+
+def test_paddle_runs_in_worker_processes(model_root):
+    loaded = load_models(folders(model_root, "det"), EngineOptions(engine="paddle"))
+    try:
+        assert loaded.engines == {"det": "paddle"}
+        det = loaded.models["det"]
+        assert isinstance(det, PooledModel) and det.pool.pids()[0] != os.getpid()
+        assert det(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1, 64, 64)
+    finally:
+        loaded.close()
+    assert not psutil.pid_exists(det.pool.pids()[0]) or \
+        psutil.Process(det.pool.pids()[0]).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.parametrize("fixture,reason", [("pir_model", "not Paddle 3 PIR"),
+                                            ("argmax_model", "Fail to convert arg_max")])
+def test_a_model_openvino_cannot_read_runs_on_paddle_with_a_notice(model_root, fixture, reason,
+                                                                   request, caplog):
+    odd = ModelFolder.read(request.getfixturevalue(fixture))
+    with caplog.at_level(logging.WARNING, "pdserving.engine.load"):
+        loaded = load_models({"odd": odd, **folders(model_root, "det")}, EngineOptions())
+    try:
+        assert loaded.engines == {"odd": "paddle", "det": "openvino"}
+        [notice] = [r.getMessage() for r in caplog.records]
+        assert notice.startswith("notice: model odd (") and reason in notice
+        assert notice.endswith("running it on Paddle instead") and "\n" not in notice
+        feeds = odd.zeros(2, 4) if fixture == "pir_model" else odd.zeros(2, 48, 192)
+        assert loaded.models["odd"].run(feeds)
+    finally:
+        loaded.close()
+
+
+def test_openvino_on_a_gpu_and_unknown_engines_are_refused():
+    with pytest.raises(EngineError, match="openvino runs on the CPU only"):
+        check_options(EngineOptions(engine="openvino", gpu_id=0))
+    with pytest.raises(EngineError, match="unknown engine 'onnx'"):
+        check_options(EngineOptions(engine="onnx"))
