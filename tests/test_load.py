@@ -60,8 +60,12 @@ def test_a_model_openvino_cannot_read_runs_on_paddle_with_a_notice(model_root, f
         loaded.close()
 
 
-def test_openvino_on_a_gpu_and_unknown_engines_are_refused():
+def test_impossible_engine_settings_are_refused():
     with pytest.raises(EngineError, match="openvino runs on the CPU only"):
         check_options(EngineOptions(engine="openvino", gpu_id=0))
     with pytest.raises(EngineError, match="unknown engine 'onnx'"):
         check_options(EngineOptions(engine="onnx"))
+    with pytest.raises(EngineError, match="bf16 is an OpenVINO setting"):
+        check_options(EngineOptions(engine="paddle", precision="bf16"))
+    with pytest.raises(EngineError, match="unknown precision 'int8'"):
+        check_options(EngineOptions(precision="int8"))

@@ -72,6 +72,17 @@ def test_rec_reads_every_line_as_paddle_does(rec, rec_folder, lines):
     assert any(t for t, _ in ov_text)
 
 
+def test_bf16_reads_the_same_lines(rec_folder, rec, lines):
+    """bf16 (faster where the CPU has BF16 units) changes scores a little, not the text."""
+    charset = ctc.load_dictionary(rec_folder.dictionary)
+    bf16 = OpenVINOEngine(rec_folder, EngineOptions(precision="bf16"))
+    for _, batch in rec_batches(lines, height=48, batch_size=6, min_width=320,
+                                max_total_width=3200):
+        texts = [ctc.decode_best_path(m(batch), rec_folder.best_path_classes, charset)
+                 for m in (bf16, rec)]
+        assert [t for t, _ in texts[0]] == [t for t, _ in texts[1]]
+
+
 def test_cls_gives_paddle_labels(model_root, lines):
     batch = np.stack([cls_resize_normalize(c) for c in lines + [cv2.rotate(lines[0],
                                                                            cv2.ROTATE_180)]])

@@ -101,6 +101,7 @@ def test_device_selection(argv, gpu_id):
     options = engine_options(parse_args(["--model", "m", *argv]))
     assert options.gpu_id == gpu_id
     assert options.engine == ("openvino" if gpu_id is None else "paddle")  # the defaults
+    assert options.precision == "f32"
 
 
 def test_engine_flags():

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 ENGINES = ("openvino", "paddle")
+PRECISIONS = ("f32", "bf16")
 
 
 class Model(Protocol):
@@ -31,7 +32,8 @@ class EngineOptions:
     gpu_id: int | None = None
     threads: int = 1          # CPU math threads per call
     instances: int = 1
-    precision: str = "f32"    # OpenVINO CPU inference precision: f32, or bf16 where supported
+    precision: str = "f32"    # OpenVINO CPU inference precision: f32, or bf16 (faster on CPUs
+    #                           with AVX512-BF16/AMX; the same text, boxes may move a few px)
     mkldnn: bool = True       # Paddle: oneDNN kernels on CPU
     ir_optim: bool = True     # Paddle: IR graph optimisation
     mem_optim: bool = True    # Paddle: memory reuse
@@ -56,6 +58,11 @@ def check_options(options: EngineOptions) -> None:
     """Refuse engine/device combinations that cannot work, before anything loads."""
     if options.engine not in ENGINES:
         raise EngineError(f"unknown engine {options.engine!r}: expected {' or '.join(ENGINES)}")
+    if options.precision not in PRECISIONS:
+        raise EngineError(f"unknown precision {options.precision!r}: expected f32 or bf16")
+    if options.precision != "f32" and options.engine != "openvino":
+        raise EngineError(f"--precision {options.precision} is an OpenVINO setting; Paddle runs "
+                          "f32")
     if options.gpu_id is not None and options.engine == "openvino":
         raise EngineError("--engine openvino runs on the CPU only; on a GPU use --engine paddle "
                           "(the default with gpu)")
@@ -66,4 +73,5 @@ def check_options(options: EngineOptions) -> None:
             raise GpuUnavailable()
 
 
-__all__ = ["ENGINES", "EngineError", "EngineOptions", "GpuUnavailable", "Model", "check_options"]
+__all__ = ["ENGINES", "PRECISIONS", "EngineError", "EngineOptions", "GpuUnavailable", "Model",
+           "check_options"]
