@@ -1,4 +1,4 @@
-"""Paddle Inference predictors: the only module that imports paddle.
+"""Paddle Inference predictors: the only module that runs Paddle models.
 
 A Paddle predictor is not thread-safe, so ``PaddleEngine`` keeps several (clones that share the
 weights), each on its own thread, and hands each call to a free one; each predictor uses

@@ -1,6 +1,6 @@
 """The model server: one Paddle model behind gRPC ``GeneralModelService`` (SPEC section 5).
 
-Every request is checked against the model's feed/fetch variables before it reaches Paddle, so a
+Every request is checked against the model's feed/fetch variables before it reaches the engine, so a
 bad request gets ``err_no``/``err_msg`` in its Response while the server keeps serving.
 """
 
@@ -99,7 +99,7 @@ class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
         return [self.fetches[n] for n in names]
 
 
-def _by_name(variables)  -> dict[str, Var]:
+def _by_name(variables: tuple[Var, ...]) -> dict[str, Var]:
     """Index by alias and by real name: clients may use either."""
     return {**{v.name: v for v in variables}, **{v.alias: v for v in variables}}
 
