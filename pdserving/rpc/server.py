@@ -1,7 +1,8 @@
 """The model server: one Paddle model behind gRPC ``GeneralModelService`` (SPEC section 5).
 
-Every request is checked against the model's feed/fetch variables before it reaches the engine, so a
-bad request gets ``err_no``/``err_msg`` in its Response while the server keeps serving.
+Every request is checked against the model's feed/fetch variables before it reaches the engine
+(OpenVINO or Paddle), so a bad request gets ``err_no``/``err_msg`` in its Response while the
+server keeps serving.
 """
 
 from __future__ import annotations
