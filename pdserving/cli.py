@@ -39,9 +39,11 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="f32",
                    help="OpenVINO: bf16 is faster where the CPU has BF16 units; the same text, "
                         "boxes may move by a few pixels")
-    p.add_argument("--instances", type=int, default=2,
-                   help="model calls at once: OpenVINO streams, or Paddle worker processes")
-    p.add_argument("--threads", type=int, default=1, help="math threads per model call")
+    p.add_argument("--instances", type=int, default=None,
+                   help="model calls at once: OpenVINO streams (default 1), or Paddle worker "
+                        "processes (default: one per core)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="math threads per model call (default: OpenVINO all cores, Paddle 1)")
     p.add_argument("--use_cls", action="store_true", help="180-degree classifier on crops")
     p.add_argument("--drop_score", type=float, default=0.0,
                    help="drop lines whose rec score is below this (PaddleOCR uses 0.5)")
@@ -103,8 +105,9 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     except (EngineError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    server_args = ["--thread", str(engine.instances), "--cpu_math_thread_num", str(engine.threads),
-                   "--engine", engine.engine, "--precision", engine.precision]
+    engine = engine.sized()
+    server_args = ["--instances", str(engine.instances), "--cpu_math_thread_num",
+                   str(engine.threads), "--engine", engine.engine, "--precision", engine.precision]
     if engine.gpu_id is not None:
         server_args += ["--gpu_ids", str(engine.gpu_id)]
     child = model_server(model_dir, free_port(args.model_port), extra_args=server_args)

@@ -46,8 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mem_optim_off", action="store_true", help="no memory reuse optimisation")
     p.add_argument("--max_body_size", type=int, default=MAX_BODY_SIZE,
                    help="largest request/response message in bytes")
-    p.add_argument("--cpu_math_thread_num", type=int, default=1,
-                   help="math threads per predictor on CPU")
+    p.add_argument("--instances", type=int, default=None,
+                   help="model calls at once: OpenVINO streams (default 1) or Paddle worker "
+                        "processes (default min(thread, cores))")
+    p.add_argument("--cpu_math_thread_num", type=int, default=None,
+                   help="math threads per model call (default: OpenVINO all cores, Paddle 1)")
     return p.parse_args(argv)
 
 
@@ -61,6 +64,7 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
         gpu_id = 0 if args.device == "gpu" else None
     engine = args.engine or ("openvino" if gpu_id is None else "paddle")
     return EngineOptions(engine=engine, gpu_id=gpu_id, threads=args.cpu_math_thread_num,
+                         instances=args.instances,
                          precision=args.precision, mkldnn=args.use_mkl, ir_optim=args.ir_optim,
                          mem_optim=not args.mem_optim_off)
 

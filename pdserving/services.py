@@ -134,7 +134,7 @@ def local_handler(kind: str, model_root: str | Path = ".",
     """Fast mode: the models this service needs, in this process (OpenVINO) or in
     ``engine.instances`` worker processes (Paddle), loaded and warmed up at the shapes the
     pipeline sends. ``handler.close()`` stops them."""
-    engine = engine or EngineOptions(instances=2)
+    engine = engine or EngineOptions()
     root = Path(model_root)
     names = {"ocr": ["det", "rec"], "det": ["det"], "rec": ["rec"]}[kind]
     if options.use_cls and "rec" in names:

@@ -69,3 +69,12 @@ def test_impossible_engine_settings_are_refused():
         check_options(EngineOptions(engine="paddle", precision="bf16"))
     with pytest.raises(EngineError, match="unknown precision 'int8'"):
         check_options(EngineOptions(precision="int8"))
+
+
+def test_engine_defaults_fit_the_machine():
+    cores = len(os.sched_getaffinity(0))
+    ov, paddle = EngineOptions().sized(), EngineOptions(engine="paddle").sized()
+    assert (ov.instances, ov.threads) == (1, cores)  # one stream on every core
+    assert (paddle.instances, paddle.threads) == (cores, 1)  # a worker process per core
+    assert EngineOptions(instances=2, threads=3).sized() == EngineOptions(instances=2, threads=3)
+    assert EngineOptions(instances=cores).sized().threads == 1

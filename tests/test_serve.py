@@ -107,7 +107,7 @@ def test_device_selection(argv, gpu_id):
 def test_engine_flags():
     default = engine_options(parse_args(["--model", "m"]))
     assert (default.mkldnn, default.ir_optim, default.mem_optim, default.threads) == \
-        (True, True, True, 1)
+        (True, True, True, None)  # the engine's own default (EngineOptions.sized)
     off = engine_options(parse_args(["--model", "m", "--no-use_mkl", "--no-ir_optim",
                                      "--mem_optim_off", "--cpu_math_thread_num", "3"]))
     assert (off.mkldnn, off.ir_optim, off.mem_optim, off.threads) == (False, False, False, 3)

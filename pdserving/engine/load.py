@@ -38,6 +38,7 @@ def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
                 warmup: dict[str, list[Feeds]] | None = None) -> LoadedModels:
     """Load and warm up every model of ``folders`` on ``options.engine``."""
     check_options(options)
+    options = options.sized()
     warmup = warmup or {}
     loaded = LoadedModels({}, {})
     on_paddle = dict(folders)

@@ -48,6 +48,7 @@ class PaddleEngine:
 
         if not isinstance(folder, ModelFolder):
             folder = ModelFolder.read(folder)
+        options = options.sized()
         model_file = folder.model_file
         config = inference.Config(str(model_file), str(folder.params_file))
         config.disable_glog_info()

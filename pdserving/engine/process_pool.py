@@ -201,6 +201,7 @@ class WorkerPool:
         if options.gpu_id is not None and not cuda_available():
             raise GpuUnavailable()  # at once, not after starting workers
         ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
+        options = options.sized()
         folders = {n: f if isinstance(f, ModelFolder) else ModelFolder.read(f)
                    for n, f in models.items()}
         self._start = lambda i: _Worker(ctx, folders, replace(options, instances=1),

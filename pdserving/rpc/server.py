@@ -150,14 +150,15 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
           max_body_size: int = MAX_BODY_SIZE) -> ModelServer:
     """Load and warm up the model, then start serving it; returns the started server.
 
-    ``threads`` gRPC threads take calls; min(threads, cores) of them run the model at once
-    (OpenVINO streams, or Paddle worker processes). Raises ``PortInUse`` if the address cannot
-    be bound (SO_REUSEPORT is off, so a second server on the same port fails instead of
-    silently sharing it).
+    ``threads`` gRPC threads take calls; ``options.instances`` of them run the model at once (by
+    default OpenVINO's one stream on every core, or min(threads, cores) Paddle worker
+    processes). Raises ``PortInUse`` if the address cannot be bound (SO_REUSEPORT is off, so a
+    second server on the same port fails instead of silently sharing it).
     """
     check_port(host, port)
     folder = ModelFolder.read(model_dir)
-    options = replace(options, instances=min(threads, os.cpu_count() or 1))
+    if options.engine == "paddle" and options.instances is None:
+        options = replace(options, instances=min(threads, len(os.sched_getaffinity(0))))
     loaded = load_models({"model": folder}, options, {"model": folder.warmup_feeds()})
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdserving-rpc"),
