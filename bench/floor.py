@@ -4,7 +4,8 @@ The pipeline runs once over the image set in-process (the fast service's own han
 ``services.local_handler``), with its det and rec models wrapped by a ``Recorder`` that keeps
 every input batch, and with the pre/post-processing steps (``pdserving.ops``) timed as they run.
 Then only the recorded batches are re-run, in the same order, on fresh in-process predictors at
-each thread setting: that sum per image is the floor no service can beat at those threads.
+each thread setting: that sum per image is the floor no service can beat at those threads. Both
+passes run on one engine (``openvino`` or ``paddle``), the one whose floor it is.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from unittest import mock
 
 import numpy as np
 
-from pdserving import malloc
+from pdserving import malloc, metrics
 from pdserving.engine import EngineOptions
+from pdserving.engine.openvino_engine import OpenVINOEngine
 from pdserving.engine.paddle_engine import PaddleEngine
 from pdserving.imageio import decode_base64_image
 from pdserving.ops import crop, ctc, db, resize
@@ -38,6 +40,7 @@ STEPS = {
     "CTC decode": [(ctc, "ctc_decode")],
 }
 DECODE_STEP = "parse + decode (JSON, base64, image)"
+ENGINES = {"openvino": OpenVINOEngine, "paddle": PaddleEngine}
 
 
 class Recorder:
@@ -100,13 +103,32 @@ def timed_steps():
         yield times
 
 
-def profile_pipeline(names: list[str], bodies: list[bytes], model_root: Path,
+def profile_pipeline(names: list[str], bodies: list[bytes], model_root: Path, engine: str,
                      threads: int) -> list[ImageProfile]:
-    """Run the fast service's pipeline once over the images in ``bodies`` (the HTTP bodies the
-    services receive), after one warm-up image, recording model inputs and step times."""
-    # One worker and rec batches one at a time, so each model call's time is its own.
-    handler = local_handler("ocr", model_root, EngineOptions(threads=threads, instances=1),
+    """Run the fast service's pipeline on ``engine`` once over the images in ``bodies`` (the
+    HTTP bodies the services receive), after one warm-up image, recording model inputs and
+    step times."""
+    # One instance and rec batches one at a time, so each model call's time is its own.
+    handler = local_handler("ocr", model_root,
+                            EngineOptions(engine=engine, threads=threads, instances=1),
                             OcrOptions(rec_parallel=1))
+    try:
+        check_engine(engine)
+        return _profile(handler, names, bodies)
+    finally:
+        handler.close()  # Paddle's worker processes: not left idle beside the services
+
+
+def check_engine(engine: str) -> None:
+    """Raise unless every model of the handler just built runs on ``engine`` (a model OpenVINO
+    cannot read falls back to Paddle: the figures would be Paddle's)."""
+    used = {s.labels["engine"] for m in metrics.ENGINE.collect() for s in m.samples}
+    if used - {engine}:
+        raise RuntimeError(f"floor on {engine}: models run on {', '.join(sorted(used))}")
+
+
+def _profile(handler, names: list[str], bodies: list[bytes]) -> list[ImageProfile]:
+    """The pass itself, on a built handler whose models it wraps in ``Recorder``s."""
     pipeline = handler.pipeline
     det = pipeline.detector.model = Recorder(pipeline.detector.model)
     rec = pipeline.recognizer.model = Recorder(pipeline.recognizer.model)
@@ -143,6 +165,7 @@ def profile_pipeline(names: list[str], bodies: list[bytes], model_root: Path,
 class Floor:
     """Model time alone per image at one thread setting (seconds, one entry per image)."""
 
+    engine: str
     threads: int
     det: list[float]
     rec: list[float]
@@ -152,19 +175,20 @@ class Floor:
         return [d + r for d, r in zip(self.det, self.rec)]
 
 
-def model_floor(profiles: list[ImageProfile], model_root: Path, threads: int,
+def model_floor(profiles: list[ImageProfile], model_root: Path, engine: str, threads: int,
                 runs: int) -> Floor:
-    """Re-run the recorded batches alone, in-process, on one predictor per model at ``threads``.
+    """Re-run the recorded batches alone, in-process, on one ``engine`` instance per model
+    (one OpenVINO stream, or one Paddle predictor) at ``threads``.
 
     The batches run in the order the pipeline made them, the whole sequence ``runs`` times, and
     each image keeps its fastest pass: the models see the same succession of input shapes as in
     a service (a shape new to oneDNN costs set-up there too), while load from elsewhere on the
     machine only ever adds time.
     """
-    malloc.for_models()  # as in the service's model workers
-    options = EngineOptions(threads=threads, instances=1)
-    det = PaddleEngine(model_root / "ocr_det_model", options)
-    rec = PaddleEngine(model_root / "ocr_rec_model", options)
+    malloc.for_models()  # as in Paddle's model workers: freed buffers stay for the next run
+    options = EngineOptions(engine=engine, threads=threads, instances=1)
+    det = ENGINES[engine](model_root / "ocr_det_model", options)
+    rec = ENGINES[engine](model_root / "ocr_rec_model", options)
 
     def cost(model, batches: list[np.ndarray]) -> float:
         start = time.perf_counter()
@@ -178,4 +202,4 @@ def model_floor(profiles: list[ImageProfile], model_root: Path, threads: int,
         for i, p in enumerate(profiles):
             det_t[i] = min(det_t[i], cost(det, p.det_batches))
             rec_t[i] = min(rec_t[i], cost(rec, p.rec_batches))
-    return Floor(threads, det=det_t, rec=rec_t)
+    return Floor(engine, threads, det=det_t, rec=rec_t)

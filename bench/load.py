@@ -1,7 +1,10 @@
 """The services under test as subprocesses, the HTTP load generator, and their memory.
 
 A service is started as a user starts it (the top-level scripts, ``python -m pdserving.serve``)
-on free 127.0.0.1 ports, and counts as ready when ``GET /ready`` answers 200. Its memory is
+with ``--engine`` on free 127.0.0.1 ports, and counts as ready when ``GET /ready`` answers 200;
+the engines it then reports (``/metrics``, the det server's ready line) are checked, since a model
+OpenVINO cannot read falls back to Paddle and would make a comparison of Paddle with itself. Its
+memory is
 summed over all its processes (the web process, its model workers and servers, and in standard
 mode the det model server), sampled in a background thread. Each process counts its PSS
 (proportional set size): Paddle's shared library pages, mapped by every model worker, are in
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import statistics
 import sys
 import threading
@@ -81,10 +85,13 @@ class MemorySampler:
 
 
 class Service:
-    """One OCR service ("fast" or "standard") with all its processes, started by ``start``."""
+    """One OCR service ("fast" or "standard") on one engine ("openvino", "paddle") with all its
+    processes, started by ``start``."""
 
-    def __init__(self, mode: str, model_root: Path):
+    def __init__(self, mode: str, engine: str, model_root: Path):
         self.mode = mode
+        self.engine = engine
+        self.name = f"{mode} OCR service ({engine})"
         self.model_root = model_root
         self.processes: list[ServerProcess] = []
         self.url = ""
@@ -98,21 +105,31 @@ class Service:
         both are counted.
         """
         launched = time.perf_counter()
+        engine = ["--engine", self.engine]
         args = [sys.executable, str(ROOT / MODES[self.mode]), "cpu", "--host", "127.0.0.1",
-                "--model_root", str(self.model_root)]
+                "--model_root", str(self.model_root), *engine]
         if self.mode == "standard":
             det = self._launch(model_server(self.model_root / "ocr_det_model",
-                                            free_port(DET_PORT)))
+                                            free_port(DET_PORT), extra_args=engine))
             self.det_ready_s = time.perf_counter() - launched
             args += ["--det_endpoints", det.endpoint, "--model_port", str(free_port(MODEL_PORT))]
         port = free_port(WEB_PORT)
-        self._launch(ServerProcess(args + ["--port", str(port)], f"{self.mode} OCR service",
-                                   f"127.0.0.1:{port}"))
+        self._launch(ServerProcess(args + ["--port", str(port)], self.name, f"127.0.0.1:{port}"))
         self.url = f"http://127.0.0.1:{port}/ocr/prediction"
         self._wait_ready(f"http://127.0.0.1:{port}/ready")
         ready_s = time.perf_counter() - launched
         self.rss = MemorySampler([p.proc.pid for p in self.processes])
+        self._check_engines(f"http://127.0.0.1:{port}/metrics")
         return ready_s
+
+    def _check_engines(self, metrics_url: str) -> None:
+        """Raise unless every model runs on the engine asked for."""
+        text = httpx.get(metrics_url, timeout=10).text
+        engines = set(re.findall(r'^pdserving_model_engine_info\{[^}]*engine="(\w+)"', text,
+                                 re.MULTILINE))
+        engines |= {p.engine for p in self.processes[:-1] if p.engine}  # the det model server
+        if engines - {self.engine}:
+            raise RuntimeError(f"{self.name}: models run on {', '.join(sorted(engines))}")
 
     def _launch(self, proc: ServerProcess) -> ServerProcess:
         self.processes.append(proc)  # before start, so stop() covers a half-started service
@@ -127,7 +144,7 @@ class Service:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"{self.mode} service: {url} not 200 after {timeout:g} s")
+        raise RuntimeError(f"{self.name}: {url} not 200 after {timeout:g} s")
 
     def stop(self) -> None:
         """Stop every process, web service first (it stops its own model server)."""

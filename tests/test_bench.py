@@ -14,7 +14,9 @@ from bench import data
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ["# Benchmark results", "## 1. Engine floor", "## 2. Services over HTTP",
-            "## 3. Memory over time", "## 4. Cold start", "## Targets (issue 4)"]
+            "## 3. Memory over time", "## 4. Cold start", "## Engines compared",
+            "## Targets of issue 4, per engine"]
+ENGINES = ("openvino", "paddle")
 
 
 def test_generated_images_are_deterministic(tmp_path):
@@ -41,11 +43,17 @@ def test_quick_run_writes_every_section(model_root, tmp_path):
     assert "# old report" not in text
     assert text.endswith("## Notes\n\nWritten by hand.\n")  # the hand-written notes are kept
 
-    sweep = [line.split("|")[1:-1] for line in text.splitlines()
-             if line.startswith(("| fast |", "| standard |")) and line.count("|") == 10]
-    assert [(row[0].strip(), int(row[1])) for row in sweep] == [
-        (mode, c) for mode in ("fast", "standard") for c in (1, 2, 4, 8)]
-    assert all(row[7].strip() == "0" for row in sweep), "requests failed during the quick run"
-    for mode in ("fast", "standard"):
-        assert f"| {mode} cold start (s) |" in text
-        assert f"| {mode} memory end / after first requests |" in text
+    assert (tmp_path / "throughput.png").is_file()
+    assert "![" in text and "](throughput.png)" in text
+
+    sweep = [[cell.strip() for cell in line.split("|")[1:-1]] for line in text.splitlines()
+             if line.startswith(tuple(f"| {e} |" for e in ENGINES)) and line.count("|") == 11]
+    assert [(row[0], row[1], int(row[2])) for row in sweep] == [
+        (engine, mode, c) for mode in ("fast", "standard") for engine in ENGINES
+        for c in (1, 2, 4, 8)]
+    assert all(row[8] == "0" for row in sweep), "requests failed during the quick run"
+    for engine in ENGINES:
+        for mode in ("fast", "standard"):
+            assert f"| {engine} | {mode} cold start (s) |" in text
+            assert f"| {engine} | {mode} memory end / after first requests |" in text
+    assert "| openvino fast c=1 p50 / paddle fast c=1 p50 |" in text
