@@ -220,3 +220,21 @@ def test_killed_web_server_leaves_no_orphan_model_server(model_root, det_server)
     proc.kill()
     gone, alive = psutil.wait_procs(children, timeout=15)
     assert not alive
+
+
+def test_use_cls_reads_upside_down_lines(model_root, fast_ocr, samples):
+    """The 180-degree classifier (cls model, on OpenVINO by default) turns flipped crops back."""
+    def upside_down(name: str) -> bytes:
+        img = cv2.imdecode(np.frombuffer(samples[name][0], np.uint8), cv2.IMREAD_COLOR)
+        return encode(cv2.rotate(img, cv2.ROTATE_180))
+
+    proc = script("ocr_local_server.py", "cpu", "--use_cls", "--model_root", str(model_root),
+                  port=free_port(21800))
+    with contextlib.contextmanager(_service)(proc) as service:
+        metrics = httpx.get(service.base + "/metrics", timeout=10).text
+        assert 'pdserving_model_engine_info{engine="openvino",model="cls"} 1.0' in metrics
+        sign = service.post([upside_down("sign_exit.jpg")]).json()["result"]["res"]
+        assert sign == samples["sign_exit.jpg"][1][::-1]  # lines in reverse order, each upright
+        notice = service.post([upside_down("notice_english.jpg")]).json()["result"]["res"]
+        assert {"NOTICE", "No parking in the fire lane"} <= set(notice)
+    assert "EXIT" not in fast_ocr.post([upside_down("sign_exit.jpg")]).json()["result"]["res"]
