@@ -17,7 +17,7 @@ from pdserving import metrics, modelconf
 from pdserving.engine import EngineOptions, Model
 from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
-from pdserving.ops import ctc
+from pdserving.ops import ctc, resize
 from pdserving.package import FEED_ALIAS, ensure_model
 from pdserving.pipeline import Detector, OcrOptions, OcrPipeline, Recognizer
 from pdserving.rpc.client import RemoteModel
@@ -140,15 +140,23 @@ def local_handler(kind: str, model_root: str | Path = ".",
     if options.use_cls and "rec" in names:
         names.append("cls")
     folders = {n: ModelFolder.read(ensure_model(root / f"ocr_{n}_model")) for n in names}
-    warmup = {n: f.warmup_feeds(options.rec_batch_size, options.rec_min_width)
-              for n, f in folders.items()}
-    loaded = load_models(folders, engine, warmup)
+    loaded = load_models(folders, engine,
+                         {n: pipeline_warmup(n, f, options) for n, f in folders.items()})
     metrics.note_engines(loaded.engines)
     models = loaded.models
     handler = build_handler(kind, models.get("det"), models.get("rec"), folders.get("rec"),
                             options, models.get("cls"))
     handler.closers.append(loaded.close)
     return handler
+
+
+def pipeline_warmup(name: str, folder: ModelFolder, options: OcrOptions) -> list[dict]:
+    """The inputs the pipeline will send model ``name``, run once at start. The folder's own
+    guess does for det and rec; the cls model's input is dynamic in its files but always
+    48x192 here (one crop, or a batch of them)."""
+    if name == "cls":
+        return [folder.zeros(n, *resize.CLS_SIZE) for n in (1, options.rec_batch_size)]
+    return folder.warmup_feeds(options.rec_batch_size, options.rec_min_width)
 
 
 def _remote(name: str, endpoints: list[str], root: Path) -> tuple[RemoteModel, ReadyCheck]:

@@ -238,3 +238,18 @@ def test_use_cls_reads_upside_down_lines(model_root, fast_ocr, samples):
         notice = service.post([upside_down("notice_english.jpg")]).json()["result"]["res"]
         assert {"NOTICE", "No parking in the fire lane"} <= set(notice)
     assert "EXIT" not in fast_ocr.post([upside_down("sign_exit.jpg")]).json()["result"]["res"]
+
+
+def test_each_model_is_warmed_at_the_shapes_the_pipeline_sends(model_root):
+    """cls's files say "any size", but the pipeline only sends it 48x192 crops."""
+    from pdserving.engine.model_folder import ModelFolder
+    from pdserving.pipeline import OcrOptions
+    from pdserving.services import pipeline_warmup
+
+    options = OcrOptions()
+    shapes = {n: [f["x"].shape for f in pipeline_warmup(
+        n, ModelFolder.read(model_root / f"ocr_{n}_model"), options)]
+        for n in ("det", "rec", "cls")}
+    assert shapes == {"det": [(1, 3, 640, 640), (1, 3, 960, 960)],
+                      "rec": [(1, 3, 48, 320), (6, 3, 48, 320)],
+                      "cls": [(1, 3, 48, 192), (6, 3, 48, 192)]}

@@ -52,7 +52,11 @@ def rec_resize_normalize(img: np.ndarray, height: int, width: int) -> np.ndarray
     return out
 
 
-def cls_resize_normalize(img: np.ndarray, height: int = 48, width: int = 192) -> np.ndarray:
+CLS_SIZE = (48, 192)  # the 180-degree classifier's fixed input height and width
+
+
+def cls_resize_normalize(img: np.ndarray, height: int = CLS_SIZE[0],
+                         width: int = CLS_SIZE[1]) -> np.ndarray:
     """A crop -> the 180-degree classifier's fixed 3x48x192 input (same scaling as rec)."""
     return rec_resize_normalize(img, height, width)
 
