@@ -42,7 +42,6 @@ class EngineOptions:
     mkldnn_cache: int = 1     # Paddle: oneDNN shape cache entries (more cost memory, no speed)
     gpu_mem_mb: int = 500     # Paddle: initial GPU memory pool
 
-
     def sized(self) -> "EngineOptions":
         """``instances`` and ``threads`` filled in for this machine.
 
@@ -77,7 +76,8 @@ def check_options(options: EngineOptions) -> None:
     if options.engine not in ENGINES:
         raise EngineError(f"unknown engine {options.engine!r}: expected {' or '.join(ENGINES)}")
     if options.precision not in PRECISIONS:
-        raise EngineError(f"unknown precision {options.precision!r}: expected f32 or bf16")
+        raise EngineError(f"unknown precision {options.precision!r}: expected "
+                          f"{' or '.join(PRECISIONS)}")
     if options.precision != "f32" and options.engine != "openvino":
         raise EngineError(f"--precision {options.precision} is an OpenVINO setting; Paddle runs "
                           "f32")
@@ -85,10 +85,9 @@ def check_options(options: EngineOptions) -> None:
         raise EngineError("--engine openvino runs on the CPU only; on a GPU use --engine paddle "
                           "(the default with gpu)")
     if options.gpu_id is not None:
-        from pdserving.engine.paddle_engine import cuda_available
+        from pdserving.engine.paddle_engine import check_gpu
 
-        if not cuda_available():
-            raise GpuUnavailable()
+        check_gpu(options)
 
 
 __all__ = ["ENGINES", "PRECISIONS", "EngineError", "EngineOptions", "GpuUnavailable", "Model",

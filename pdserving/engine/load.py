@@ -23,11 +23,15 @@ Feeds = dict[str, np.ndarray]
 
 @dataclass
 class LoadedModels:
-    """Models by name, the engine each runs on, and how to stop them (worker processes)."""
+    """Models by name, and how to stop them (worker processes)."""
 
     models: dict[str, Model]
-    engines: dict[str, str]
     closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def engines(self) -> dict[str, str]:
+        """The engine each model runs on (``openvino``, ``paddle``)."""
+        return {name: model.engine for name, model in self.models.items()}
 
     def close(self) -> None:
         for close in self.closers:
@@ -40,7 +44,7 @@ def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
     check_options(options)
     options = options.sized()
     warmup = warmup or {}
-    loaded = LoadedModels({}, {})
+    loaded = LoadedModels({})
     on_paddle = dict(folders)
     if options.engine == "openvino":
         from pdserving.engine.openvino_engine import ModelUnreadable, OpenVINOEngine
@@ -52,7 +56,6 @@ def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
                 log.warning("notice: model %s (%s): %s; running it on Paddle instead",
                             name, folder.path, e)
                 continue
-            loaded.engines[name] = "openvino"
             del on_paddle[name]
     if on_paddle:
         from pdserving.engine.process_pool import WorkerPool
@@ -60,5 +63,4 @@ def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
         pool = WorkerPool(on_paddle, options, workers=options.instances, warmup=warmup)
         loaded.closers.append(pool.close)
         loaded.models.update(pool.models)
-        loaded.engines.update(dict.fromkeys(on_paddle, "paddle"))
     return loaded

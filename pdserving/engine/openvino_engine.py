@@ -78,12 +78,12 @@ class OpenVINOEngine:
             raise ModelUnreadable(f"OpenVINO cannot run it: {_reason(e)}") from None
         self.folder = folder
         self.options = options
-        self.input_names = [p.get_any_name() for p in compiled.inputs]
         # Static dims by input (-1 = dynamic): OpenVINO answers an input that does not fit with
         # an empty output instead of an error, so calls are checked here.
         self._dims = {p.get_any_name(): [d.get_length() if d.is_static else -1
                                          for d in p.get_partial_shape()]
                       for p in compiled.inputs}
+        self.input_names = list(self._dims)
         self.output_names = [p.get_any_name() for p in compiled.outputs]
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(streams):

@@ -26,6 +26,12 @@ def cuda_available() -> bool:
     return paddle.device.is_compiled_with_cuda()
 
 
+def check_gpu(options: EngineOptions) -> None:
+    """Refuse at once a GPU asked of a Paddle build without CUDA (not inside every worker)."""
+    if options.gpu_id is not None and not cuda_available():
+        raise GpuUnavailable()
+
+
 class PaddleEngine:
     """A pool of Paddle predictors for one model; callable as ``batch -> first output``.
 
@@ -42,8 +48,7 @@ class PaddleEngine:
     def __init__(self, folder: ModelFolder | str | os.PathLike,
                  options: EngineOptions = EngineOptions(engine="paddle"),
                  warmup: Sequence[dict[str, np.ndarray]] = ()):
-        if options.gpu_id is not None and not cuda_available():
-            raise GpuUnavailable()
+        check_gpu(options)
         from paddle import inference
 
         if not isinstance(folder, ModelFolder):

@@ -24,9 +24,9 @@ from typing import Sequence
 import numpy as np
 
 from pdserving import malloc
-from pdserving.engine import EngineOptions, GpuUnavailable
+from pdserving.engine import EngineOptions
 from pdserving.engine.model_folder import ModelFolder
-from pdserving.engine.paddle_engine import cuda_available
+from pdserving.engine.paddle_engine import check_gpu
 from pdserving.launcher import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -198,10 +198,8 @@ class WorkerPool:
     def __init__(self, models: dict[str, ModelFolder | str | os.PathLike],
                  options: EngineOptions, workers: int,
                  warmup: dict[str, list[dict[str, np.ndarray]]] | None = None):
-        if options.gpu_id is not None and not cuda_available():
-            raise GpuUnavailable()  # at once, not after starting workers
+        check_gpu(options)  # at once, not after starting workers
         ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
-        options = options.sized()
         folders = {n: f if isinstance(f, ModelFolder) else ModelFolder.read(f)
                    for n, f in models.items()}
         self._start = lambda i: _Worker(ctx, folders, replace(options, instances=1),

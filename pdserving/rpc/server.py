@@ -133,11 +133,15 @@ def check_port(host: str, port: int) -> None:
 
 @dataclass
 class ModelServer:
-    """A started model server: the gRPC server, and the engine its model runs on."""
+    """A started model server: the gRPC server, and its model."""
 
     grpc: grpc.Server
-    engine: str
     models: LoadedModels
+
+    @property
+    def engine(self) -> str:
+        """The engine its model runs on (after any fall-back to Paddle)."""
+        return self.models.engines["model"]
 
     def stop(self, grace: float | None) -> None:
         """Stop taking calls, let those in flight finish (up to ``grace`` s), free the model."""
@@ -176,4 +180,4 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
         loaded.close()
         raise PortInUse(f"cannot listen on {address}: port in use or address not available")
     server.start()
-    return ModelServer(server, loaded.engines["model"], loaded)
+    return ModelServer(server, loaded)
