@@ -10,23 +10,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from google.protobuf import text_format
 
 from pdserving.proto.general_model_config_pb2 import FeedVar, FetchVar, GeneralModelConfig
+from pdserving.rpc.codec import ElemType
 
 SERVER_CONF = "serving_server_conf.prototxt"
 CLIENT_CONF = "serving_client_conf.prototxt"
-
-# elem_type / feed_type / fetch_type codes of SPEC section 5.
-DTYPE_CODES: dict[int, np.dtype] = {
-    0: np.dtype(np.int64), 1: np.dtype(np.float32), 2: np.dtype(np.int32),
-    3: np.dtype(np.float64), 4: np.dtype(np.int16), 5: np.dtype(np.float16),
-    7: np.dtype(np.uint8), 8: np.dtype(np.int8), 9: np.dtype(np.bool_),
-    20: np.dtype(object),
-}
-BFLOAT16 = 6  # no numpy dtype: carried as raw uint16 bits
-CODE_OF_DTYPE: dict[np.dtype, int] = {v: k for k, v in DTYPE_CODES.items()}
 
 
 @dataclass
@@ -35,7 +25,7 @@ class Var:
 
     name: str
     alias: str
-    type_code: int = 1
+    type_code: int = ElemType.FP32
     shape: list[int] = field(default_factory=list)
     is_lod: bool = False
 

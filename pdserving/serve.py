@@ -16,7 +16,8 @@ from pdserving.engine import ENGINES, PRECISIONS, EngineError, EngineOptions
 from pdserving.engine.model_folder import ModelNotFound
 from pdserving.engine.process_pool import WorkerError
 from pdserving.package import ensure_model
-from pdserving.rpc.server import MAX_BODY_SIZE, PortInUse, serve
+from pdserving.rpc import MAX_BODY_SIZE
+from pdserving.rpc.server import PortInUse, serve
 
 GRACE_S = 5.0
 

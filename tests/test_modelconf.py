@@ -1,11 +1,10 @@
-"""Model config files: build, write (text + stream twin), load, and the dtype codes of SPEC §5."""
+"""Model config files: build, write (text + stream twin), load."""
 
-import numpy as np
 import pytest
 
 from pdserving.modelconf import (
-    BFLOAT16, CLIENT_CONF, CODE_OF_DTYPE, DTYPE_CODES, SERVER_CONF, GeneralModelConfig, Var,
-    build_config, feed_vars, fetch_vars, load_config, write_config)
+    CLIENT_CONF, SERVER_CONF, GeneralModelConfig, Var, build_config, feed_vars, fetch_vars,
+    load_config, write_config)
 
 FEEDS = [Var("x", "image", 1, [3, -1, -1]), Var("ids", "ids", 0, [-1], is_lod=True)]
 FETCHES = [Var("out", "out", 3, [2])]
@@ -33,10 +32,3 @@ def test_folder_without_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="no serving_server_conf.prototxt"):
         load_config(tmp_path)
 
-
-def test_dtype_codes_are_spec_codes():
-    spec = {0: "int64", 1: "float32", 2: "int32", 3: "float64", 4: "int16", 5: "float16",
-            7: "uint8", 8: "int8", 9: "bool", 20: "object"}
-    assert {code: dt.name for code, dt in DTYPE_CODES.items()} == spec
-    assert BFLOAT16 == 6 and BFLOAT16 not in DTYPE_CODES
-    assert CODE_OF_DTYPE[np.dtype(np.float32)] == 1

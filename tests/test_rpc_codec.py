@@ -6,10 +6,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pdserving.proto.general_model_service_pb2 import Tensor
-from pdserving.rpc.codec import CodecError, TYPED_FIELD, from_tensor, to_tensor
+from pdserving.rpc.codec import (
+    NUMPY_DTYPE, TYPED_FIELD, CodecError, ElemType, from_tensor, to_tensor, type_name)
 
 NUMERIC = {0: np.int64, 1: np.float32, 2: np.int32, 3: np.float64, 4: np.int16, 5: np.float16,
            7: np.uint8, 8: np.int8, 9: np.bool_}
+
+
+def test_elem_types_are_spec_codes():
+    spec = {0: "int64", 1: "float32", 2: "int32", 3: "float64", 4: "int16", 5: "float16",
+            6: "bfloat16", 7: "uint8", 8: "int8", 9: "bool", 20: "string"}
+    assert {int(code): type_name(code) for code in ElemType} == spec
+    assert {ElemType[n] for n in ("INT64", "FP32", "BF16", "STRING")} == {0, 1, 6, 20}
+    assert set(NUMPY_DTYPE) == set(TYPED_FIELD) == set(ElemType)
+    assert type_name(42) == "unknown"
 
 
 def sample(dtype, shape=(2, 3, 4)) -> np.ndarray:
@@ -74,8 +84,14 @@ def test_explicit_elem_type_converts_values():
 
 
 def test_decoded_arrays_are_views_of_the_message():
-    """No copy on the way in: the array is read-only over the message bytes."""
-    b = from_tensor(to_tensor(np.ones((4, 4), np.float32)))
+    """No copy on the way in: the array is a read-only view of the content bytes."""
+    t = wire(to_tensor(np.ones((4, 4), np.float32)))
+    b = from_tensor(t)
+    content = b
+    while isinstance(content, np.ndarray):
+        content = content.base
+    assert isinstance(content, bytes) and content == t.tensor_content
+    assert np.shares_memory(b, np.frombuffer(content, np.uint8))
     assert not b.flags.writeable
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from pdserving import modelconf
 from pdserving.modelconf import Var
+from pdserving.rpc.codec import ElemType, numpy_dtype
 
 # (model file, params file) pairs looked for in a model folder, most common first.
 MODEL_FILE_PAIRS = [
@@ -31,13 +32,11 @@ MODEL_FILE_PAIRS = [
 DICT_NAME = "ppocr_keys_v1.txt"          # the rec dictionary, beside the rec model
 BEST_PATH = "ctc_best_path_0.tmp_0"      # the bundled rec model's (N, T, 2) output
 
-# Paddle dtype names (ProgramDesc VarType enum names) -> elem_type codes of SPEC section 5.
-_LEGACY_CODES = {"INT64": 0, "FP32": 1, "INT32": 2, "FP64": 3, "INT16": 4, "FP16": 5, "BF16": 6,
-                 "UINT8": 7, "INT8": 8, "BOOL": 9}
-# The same for the PIR type tags ("t_f32", ...).
-_PIR_CODES = {"i64": 0, "f32": 1, "i32": 2, "f64": 3, "i16": 4, "f16": 5, "bf16": 6, "ui8": 7,
-              "i8": 8, "bool": 9}
-STRING_CODE = 20
+# PIR type tags ("t_f32", ...) -> elem_types (ProgramDesc dtypes are ElemType's member names).
+_PIR_TYPES = {"i64": ElemType.INT64, "f32": ElemType.FP32, "i32": ElemType.INT32,
+              "f64": ElemType.FP64, "i16": ElemType.INT16, "f16": ElemType.FP16,
+              "bf16": ElemType.BF16, "ui8": ElemType.UINT8, "i8": ElemType.INT8,
+              "bool": ElemType.BOOL}
 
 
 class ModelNotFound(FileNotFoundError):
@@ -96,7 +95,7 @@ class ModelFolder:
             fill = list(sides or (320,))
             shape = [batch] + [d if d > 0 else (fill.pop(0) if len(fill) > 1 else fill[0])
                                for d in v.shape]
-            feeds[v.name] = np.zeros(shape, modelconf.DTYPE_CODES.get(v.type_code, np.float32))
+            feeds[v.name] = np.zeros(shape, numpy_dtype(v.type_code))
         return feeds
 
     def warmup_feeds(self, line_batch: int = 6, line_width: int = 320,
@@ -181,14 +180,14 @@ def _read_program_desc(data: bytes) -> tuple[list[Var], list[Var]]:
 def _legacy_var(desc, var_type) -> Var:
     kind = var_type.Type.Name(desc.type.type)
     if kind in ("STRING", "STRINGS", "PSTRING"):
-        return Var(desc.name, desc.name, STRING_CODE, [])
+        return Var(desc.name, desc.name, ElemType.STRING, [])
     if kind != "DENSE_TENSOR":
         raise ValueError(f"variable {desc.name} is a {kind}, not a tensor")
     tensor = desc.type.dense_tensor
     dtype = var_type.Type.Name(tensor.tensor.data_type)
-    if dtype not in _LEGACY_CODES:
+    if dtype not in ElemType.__members__ or dtype == "STRING":
         raise ValueError(f"variable {desc.name} has unsupported dtype {dtype}")
-    return Var(desc.name, desc.name, _LEGACY_CODES[dtype], list(tensor.tensor.dims)[1:],
+    return Var(desc.name, desc.name, ElemType[dtype], list(tensor.tensor.dims)[1:],
                tensor.legacy_lod_level > 0)
 
 
@@ -203,9 +202,9 @@ def _read_pir(program: dict) -> tuple[list[Var], list[Var]]:
             attrs = {a["N"]: a["AT"]["D"] for a in op["A"]}
             dtype_tag, dims, _, lod, _ = op["O"][0]["TT"]["D"]
             dtype = dtype_tag["#"].rsplit("t_", 1)[-1]
-            if dtype not in _PIR_CODES:
+            if dtype not in _PIR_TYPES:
                 raise ValueError(f"variable {attrs['name']} has unsupported dtype {dtype}")
-            var = Var(attrs["name"], attrs["name"], _PIR_CODES[dtype], list(dims)[1:], bool(lod))
+            var = Var(attrs["name"], attrs["name"], _PIR_TYPES[dtype], list(dims)[1:], bool(lod))
             if kind == "data":
                 feeds.append(var)
             else:

@@ -21,8 +21,8 @@ from pdserving.errors import Unavailable
 from pdserving.modelconf import Var
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
+from pdserving.rpc import MAX_BODY_SIZE
 from pdserving.rpc.codec import from_tensor, to_tensor
-from pdserving.rpc.server import MAX_BODY_SIZE
 
 DEFAULT_TIMEOUT_S = 20.0
 SERVICE = "baidu.paddle_serving.predictor.general_model.GeneralModelService"

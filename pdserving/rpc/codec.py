@@ -1,4 +1,4 @@
-"""ndarray <-> ``Tensor`` message (SPEC section 5).
+"""ndarray <-> ``Tensor`` message (SPEC section 5), and the element type codes both carry.
 
 Numbers travel as raw little-endian bytes in ``tensor_content``: one copy on the way out, none on
 the way in (decoded arrays are read-only views of the message bytes). Senders written against
@@ -8,21 +8,47 @@ bfloat16 has no numpy dtype, so it is carried and returned as its raw uint16 bit
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Sequence
 
 import numpy as np
 
-from pdserving.modelconf import BFLOAT16, CODE_OF_DTYPE, DTYPE_CODES
 from pdserving.proto.general_model_service_pb2 import Tensor
 
-STRING = 20
-BFLOAT16_BITS = np.dtype(np.uint16)
+
+class ElemType(IntEnum):
+    """Paddle Serving's tensor element types: ``Tensor.elem_type`` on the wire, ``feed_type`` /
+    ``fetch_type`` in the model config files. Member names are Paddle's own VarType names."""
+
+    INT64 = 0
+    FP32 = 1
+    INT32 = 2
+    FP64 = 3
+    INT16 = 4
+    FP16 = 5
+    BF16 = 6      # no numpy dtype: carried and returned as its raw uint16 bits
+    UINT8 = 7
+    INT8 = 8
+    BOOL = 9
+    STRING = 20
+
+
+NUMPY_DTYPE: dict[ElemType, np.dtype] = {
+    ElemType.INT64: np.dtype(np.int64), ElemType.FP32: np.dtype(np.float32),
+    ElemType.INT32: np.dtype(np.int32), ElemType.FP64: np.dtype(np.float64),
+    ElemType.INT16: np.dtype(np.int16), ElemType.FP16: np.dtype(np.float16),
+    ElemType.BF16: np.dtype(np.uint16), ElemType.UINT8: np.dtype(np.uint8),
+    ElemType.INT8: np.dtype(np.int8), ElemType.BOOL: np.dtype(np.bool_),
+    ElemType.STRING: np.dtype(object),
+}
+_OF_DTYPE = {dt: code for code, dt in NUMPY_DTYPE.items() if code != ElemType.BF16}
 
 # The typed repeated field a sender may use instead of tensor_content, per elem_type.
-TYPED_FIELD = {
-    0: "int64_data", 1: "float_data", 2: "int_data", 3: "float64_data", 4: "int_data",
-    5: "float_data", BFLOAT16: "uint32_data", 7: "int_data", 8: "int_data", 9: "bool_data",
-    STRING: "data",
+TYPED_FIELD: dict[ElemType, str] = {
+    ElemType.INT64: "int64_data", ElemType.FP32: "float_data", ElemType.INT32: "int_data",
+    ElemType.FP64: "float64_data", ElemType.INT16: "int_data", ElemType.FP16: "float_data",
+    ElemType.BF16: "uint32_data", ElemType.UINT8: "int_data", ElemType.INT8: "int_data",
+    ElemType.BOOL: "bool_data", ElemType.STRING: "data",
 }
 
 
@@ -32,23 +58,31 @@ class CodecError(ValueError):
 
 def numpy_dtype(elem_type: int) -> np.dtype:
     """The numpy dtype arrays of this elem_type decode to (uint16 bits for bfloat16)."""
-    if elem_type == BFLOAT16:
-        return BFLOAT16_BITS
     try:
-        return DTYPE_CODES[elem_type]
-    except KeyError:
+        return NUMPY_DTYPE[ElemType(elem_type)]
+    except ValueError:
         raise CodecError(f"unknown elem_type {elem_type}") from None
+
+
+def type_name(elem_type: int) -> str:
+    """A readable name for error messages: ``float32``, ``bfloat16``, ``string``."""
+    if elem_type == ElemType.BF16:
+        return "bfloat16"
+    try:
+        return numpy_dtype(elem_type).name.replace("object", "string")
+    except CodecError:
+        return "unknown"
 
 
 def elem_type_of(array: np.ndarray) -> int:
     """The elem_type code of an array's dtype; strings (str or object) are 20."""
     dt = array.dtype
     if dt.kind in "OUS":
-        return STRING
+        return ElemType.STRING
     if dt.name == "bfloat16":  # ml_dtypes / paddle bfloat16 arrays
-        return BFLOAT16
+        return ElemType.BF16
     try:
-        return CODE_OF_DTYPE[dt.newbyteorder("=")]
+        return _OF_DTYPE[dt.newbyteorder("=")]
     except KeyError:
         raise CodecError(f"dtype {dt} has no elem_type (pass elem_type=6 for bfloat16 bits)") \
             from None
@@ -61,12 +95,13 @@ def to_tensor(array: np.ndarray, name: str = "", alias_name: str = "",
     code = elem_type_of(array) if elem_type is None else elem_type
     t = Tensor(elem_type=code, shape=array.shape, name=name, alias_name=alias_name,
                lod=lod or ())
-    if code == STRING:
+    if code == ElemType.STRING:
         t.data.extend(_as_str(v) for v in array.reshape(-1))
     else:
+        bits = NUMPY_DTYPE[ElemType.BF16]
         if array.dtype.name == "bfloat16":
-            array = array.view(BFLOAT16_BITS)
-        if code == BFLOAT16 and array.dtype != BFLOAT16_BITS:
+            array = array.view(bits)
+        if code == ElemType.BF16 and array.dtype != bits:
             raise CodecError(f"bfloat16 is sent as raw uint16 bits, got {array.dtype}")
         # An explicit elem_type converts the values (e.g. a list of ints for an int64 feed).
         wire = numpy_dtype(code).newbyteorder("<")
@@ -81,7 +116,7 @@ def from_tensor(t: Tensor) -> np.ndarray:
         raise CodecError(f"tensor {_label(t)}: negative dimension in shape {list(shape)}")
     count = int(np.prod(shape, dtype=np.int64))
     dtype = numpy_dtype(t.elem_type)
-    if t.elem_type == STRING:
+    if t.elem_type == ElemType.STRING:
         values = np.array(list(t.data), dtype=object)
     elif t.tensor_content:
         wire = dtype.newbyteorder("<")

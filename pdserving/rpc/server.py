@@ -23,11 +23,11 @@ from pdserving.errors import BadRequest, ServingError
 from pdserving.modelconf import Var
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
-from pdserving.rpc.codec import CodecError, from_tensor, numpy_dtype, to_tensor
+from pdserving.rpc import MAX_BODY_SIZE
+from pdserving.rpc.codec import CodecError, from_tensor, to_tensor, type_name
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_SIZE = 512 * 1024 * 1024
 ENGINE_NAME = "general_infer_0"
 
 
@@ -78,8 +78,8 @@ class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
                                  f"{[v.alias for v in self.feed_order]}")
             if t.elem_type != var.type_code:
                 raise BadRequest(
-                    f"feed {label!r}: elem_type {t.elem_type} ({_dtype_name(t.elem_type)}), "
-                    f"the model expects {var.type_code} ({_dtype_name(var.type_code)})")
+                    f"feed {label!r}: elem_type {t.elem_type} ({type_name(t.elem_type)}), "
+                    f"the model expects {var.type_code} ({type_name(var.type_code)})")
             _check_shape(label, list(t.shape), var.shape)
             try:
                 feeds[var.name] = from_tensor(t)
@@ -103,13 +103,6 @@ class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
 def _by_name(variables: tuple[Var, ...]) -> dict[str, Var]:
     """Index by alias and by real name: clients may use either."""
     return {**{v.name: v for v in variables}, **{v.alias: v for v in variables}}
-
-
-def _dtype_name(code: int) -> str:
-    try:
-        return "bfloat16" if code == 6 else numpy_dtype(code).name.replace("object", "string")
-    except CodecError:
-        return "unknown"
 
 
 def _check_shape(label: str, shape: list[int], expected: list[int]) -> None:
