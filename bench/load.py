@@ -29,7 +29,8 @@ import httpx
 import numpy as np
 import psutil
 
-from pdserving.launcher import ServerProcess, free_port, model_server
+from pdserving.launcher import ServerProcess, model_server
+from pdserving.net import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = {"fast": "ocr_local_server.py", "standard": "ocr_web_server.py"}
@@ -136,15 +137,13 @@ class Service:
         return proc.start(timeout=120)
 
     def _wait_ready(self, url: str, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ok() -> bool:
             try:
-                if httpx.get(url, timeout=5).status_code == 200:
-                    return
+                return httpx.get(url, timeout=5).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name}: {url} not 200 after {timeout:g} s")
+                return False
+
+        wait_until(ok, timeout, f"{self.name}: {url} 200")
 
     def stop(self) -> None:
         """Stop every process, web service first (it stops its own model server)."""

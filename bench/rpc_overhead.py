@@ -18,7 +18,8 @@ import numpy as np
 from pdserving import package
 from pdserving import malloc
 from pdserving.engine.paddle_engine import PaddleEngine
-from pdserving.launcher import free_port, model_server
+from pdserving.launcher import model_server
+from pdserving.net import free_port
 from pdserving.rpc.client import RemoteModel
 
 SIDE = 960

@@ -14,7 +14,8 @@ from pathlib import Path
 from pdserving import malloc, metrics
 from pdserving.engine import ENGINES, PRECISIONS, EngineError, EngineOptions, check_options
 from pdserving.engine.process_pool import WorkerError
-from pdserving.launcher import free_port, model_server
+from pdserving.launcher import model_server
+from pdserving.net import free_port
 from pdserving.package import ensure_model
 from pdserving.pipeline import OcrOptions
 from pdserving.services import local_handler, remote_handler

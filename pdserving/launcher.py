@@ -10,27 +10,15 @@ import ctypes
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
+
+from pdserving.net import wait_until
 
 PR_SET_PDEATHSIG = 1
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
-
-
-def free_port(start: int = 12000, host: str = "127.0.0.1") -> int:
-    """The first port from ``start`` that nothing listens on (the original's rec port rule)."""
-    for port in range(start, 65536):
-        with socket.socket() as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port from {start}")
 
 
 def die_with_parent() -> None:
@@ -70,12 +58,15 @@ class ServerProcess:
                                      env={**os.environ, "PYTHONPATH": path})
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not ready.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} failed to start: "
-                                   f"{' | '.join(self.output[-5:]) or 'no output'}")
+        try:
+            wait_until(lambda: ready.is_set() or self.proc.poll() is not None, timeout,
+                       f"{self.name} ready")
+        except TimeoutError:
+            pass
+        if not ready.is_set():
+            self.stop()
+            raise RuntimeError(f"{self.name} failed to start: "
+                               f"{' | '.join(self.output[-5:]) or 'no output'}")
         return self
 
     def _pump(self, ready: threading.Event) -> None:

@@ -16,8 +16,9 @@ from pdserving.engine import ENGINES, PRECISIONS, EngineError, EngineOptions
 from pdserving.engine.model_folder import ModelNotFound
 from pdserving.engine.process_pool import WorkerError
 from pdserving.package import ensure_model
+from pdserving.net import PortInUse
 from pdserving.rpc import MAX_BODY_SIZE
-from pdserving.rpc.server import PortInUse, serve
+from pdserving.rpc.server import serve
 
 GRACE_S = 5.0
 

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from pdserving import package
-from pdserving.launcher import ServerProcess, free_port, model_server
+from pdserving.launcher import ServerProcess, model_server
+from pdserving.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from conftest import Service, _service, script
-from pdserving.launcher import free_port, model_server
+from pdserving.launcher import model_server
+from pdserving.net import free_port
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import pytest
 from pdserving import package
 from pdserving.convert import inference_model_to_serving
 from pdserving.engine.paddle_engine import PaddleEngine
-from pdserving.launcher import free_port, model_server
+from pdserving.launcher import model_server
+from pdserving.net import free_port
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, GeneralModelConfig, load_config
 from pdserving.ops.ctc import best_path
 from pdserving.ops.resize import rec_batches

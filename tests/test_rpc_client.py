@@ -9,7 +9,8 @@ import psutil
 import pytest
 
 from pdserving.errors import Unavailable
-from pdserving.launcher import free_port, model_server
+from pdserving.launcher import model_server
+from pdserving.net import free_port
 from pdserving.rpc import server as rpc_server
 from pdserving.rpc.client import Client, RemoteModel, RpcError
 from tests.rpc_util import det_batch, text_image

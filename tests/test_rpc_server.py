@@ -4,17 +4,18 @@
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import grpc
 import numpy as np
 import pytest
 
 from pdserving.engine.paddle_engine import PaddleEngine
+from pdserving.net import PortInUse, free_port
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
 from pdserving.rpc import server as rpc_server
 from pdserving.rpc.codec import from_tensor, to_tensor
-from pdserving.launcher import free_port
 from tests.rpc_util import ROOT, det_batch, text_image
 
 FETCH = "sigmoid_0.tmp_0"
@@ -103,8 +104,8 @@ def test_bad_request_is_answered_then_server_still_serves(stub, name):
 
 def test_a_second_server_cannot_share_the_port(port, det_dir, monkeypatch):
     """gRPC itself must refuse the port (SO_REUSEPORT off), not only our pre-check."""
-    monkeypatch.setattr(rpc_server, "check_port", lambda host, port: None)
-    with pytest.raises(rpc_server.PortInUse, match=f"127.0.0.1:{port}"):
+    monkeypatch.setattr(rpc_server, "bind", lambda host, port: mock.Mock())
+    with pytest.raises(PortInUse, match=f"127.0.0.1:{port}"):
         rpc_server.serve(det_dir, port, host="127.0.0.1", threads=1)
 
 

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from pdserving.launcher import free_port, model_server
+from pdserving.launcher import model_server
+from pdserving.net import free_port
 from pdserving.serve import engine_options, parse_args
 from tests.rpc_util import ROOT
 
@@ -117,7 +118,6 @@ def test_a_missing_bundled_model_folder_is_written_then_served(tmp_path):
     """``--model ocr_det_model`` works without ``package --get_model`` first (no network)."""
     import numpy as np
 
-    from pdserving.launcher import free_port, model_server
     from pdserving.rpc.client import RemoteModel
 
     with model_server(tmp_path / "ocr_det_model", free_port(25500)) as server:

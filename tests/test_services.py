@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT, Service, _service, script
 from images import encode
-from pdserving.launcher import free_port
+from pdserving.net import free_port
 
 
 def edit_distance(a: str, b: str) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from concurrent import futures
 from dataclasses import dataclass, replace
 
@@ -21,6 +20,7 @@ from pdserving.engine.load import LoadedModels, load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import BadRequest, ServingError
 from pdserving.modelconf import Var
+from pdserving.net import PortInUse, bind
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
 from pdserving.rpc import MAX_BODY_SIZE
@@ -29,10 +29,6 @@ from pdserving.rpc.codec import CodecError, from_tensor, to_tensor, type_name
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "general_infer_0"
-
-
-class PortInUse(OSError):
-    """The server could not bind its address."""
 
 
 class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
@@ -113,17 +109,6 @@ def _check_shape(label: str, shape: list[int], expected: list[int]) -> None:
                          f"[{', '.join(map(str, want))}]")
 
 
-def check_port(host: str, port: int) -> None:
-    """Fail before the model loads if the port is taken (bound as gRPC binds: SO_REUSEADDR)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host.strip("[]"), port))
-        except OSError as e:
-            raise PortInUse(f"cannot listen on {host}:{port}: {e.strerror}") from None
-
-
 @dataclass
 class ModelServer:
     """A started model server: the gRPC server, and its model."""
@@ -152,7 +137,7 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
     processes). Raises ``PortInUse`` if the address cannot be bound (SO_REUSEPORT is off, so a
     second server on the same port fails instead of silently sharing it).
     """
-    check_port(host, port)
+    bind(host, port).close()  # fail before the model loads if the port is taken
     folder = ModelFolder.read(model_dir)
     if options.engine == "paddle" and options.instances is None:
         options = replace(options, instances=min(threads, len(os.sched_getaffinity(0))))

@@ -14,6 +14,7 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 
+from pdserving.net import PortInUse, bind
 from pdserving.web.app import PREDICT_PATH
 
 
@@ -36,9 +37,9 @@ def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
     taken, 130 after Ctrl-C. (On SIGTERM uvicorn re-raises the signal once the shutdown is
     done, so the process ends as killed by SIGTERM, as supervisors expect.)"""
     try:
-        sock = _bind(host, port)
-    except OSError as e:
-        print(f"error: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
+        sock = bind(host, port)
+    except PortInUse as e:
+        print(f"error: {e}", file=sys.stderr)
         return 1
     service = getattr(app.state, "service", "web")
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
@@ -53,13 +54,3 @@ def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
         sock.close()
     return 0
 
-
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart over TIME_WAIT
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
