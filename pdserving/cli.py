@@ -18,7 +18,7 @@ from pdserving.launcher import model_server
 from pdserving.net import free_port
 from pdserving.package import ensure_model
 from pdserving.pipeline import OcrOptions
-from pdserving.services import local_handler, remote_handler
+from pdserving.services import KINDS, local_handler, remote_handler
 from pdserving.web.app import WebSettings, create_app
 from pdserving.web.runner import run
 
@@ -101,7 +101,7 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     root = Path(args.model_root)
     try:
         engine = _engine_options(args)
-        own = "det" if kind == "det" else "rec"
+        own = KINDS[kind].own
         model_dir = ensure_model(root / f"ocr_{own}_model")
     except (EngineError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -119,9 +119,8 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
         return 1
     metrics.note_engines({own: child.engine})
     try:
-        det = {"ocr": args.det_endpoints.split(","), "det": [child.endpoint], "rec": []}[kind]
-        rec = [child.endpoint] if own == "rec" else []
-        handler = remote_handler(kind, root, det, rec, _ocr_options(args))
+        endpoints = {"det": args.det_endpoints.split(","), own: [child.endpoint]}
+        handler = remote_handler(kind, root, endpoints, _ocr_options(args))
         return run(create_app(handler, _settings(args), on_shutdown=[child.stop]),
                    args.host, args.port)
     finally:

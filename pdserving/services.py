@@ -104,12 +104,27 @@ class RecHandler(_Handler):
         return {k: out[k] for k in fetch}
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What a kind of service ("ocr", "det", "rec") needs and builds."""
+
+    models: tuple[str, ...]   # the models it runs, by name ("det", "rec")
+    own: str                  # standard mode: the model on the service's own model server
+    build: Callable[[Detector | None, Recognizer | None], _Handler]
+
+
+KINDS: dict[str, Kind] = {
+    "ocr": Kind(("det", "rec"), "rec", lambda det, rec: OcrHandler(OcrPipeline(det, rec))),
+    "det": Kind(("det",), "det", lambda det, rec: DetHandler(det)),
+    "rec": Kind(("rec",), "rec", lambda det, rec: RecHandler(rec)),
+}
+
+
 def build_handler(kind: str, det: Model | None, rec: Model | None,
                   rec_folder: ModelFolder | None, options: OcrOptions = OcrOptions(),
                   cls: Model | None = None, ready_checks: Sequence[ReadyCheck] = ()) -> _Handler:
     """Assemble the handler for ``kind`` ("ocr", "det" or "rec") from its models; the rec
     model's folder gives its input height, dictionary and output form."""
-    checks = list(ready_checks)
     detector = recognizer = None
     if det is not None:
         detector = Detector(metrics.timed(det, "det"), options)
@@ -119,13 +134,9 @@ def build_handler(kind: str, det: Model | None, rec: Model | None,
         recognizer = Recognizer(metrics.timed(rec, "rec"), charset, options,
                                 classifier=metrics.timed(cls, "cls") if cls else None,
                                 num_classes=rec_folder.best_path_classes)
-    if kind == "ocr":
-        return OcrHandler(OcrPipeline(detector, recognizer), ready_checks=checks)
-    if kind == "det":
-        return DetHandler(detector, ready_checks=checks)
-    if kind == "rec":
-        return RecHandler(recognizer, ready_checks=checks)
-    raise ValueError(f"unknown service kind {kind!r}: expected ocr, det or rec")
+    handler = KINDS[kind].build(detector, recognizer)
+    handler.ready_checks.extend(ready_checks)
+    return handler
 
 
 def local_handler(kind: str, model_root: str | Path = ".",
@@ -136,7 +147,7 @@ def local_handler(kind: str, model_root: str | Path = ".",
     pipeline sends. ``handler.close()`` stops them."""
     engine = engine or EngineOptions()
     root = Path(model_root)
-    names = {"ocr": ["det", "rec"], "det": ["det"], "rec": ["rec"]}[kind]
+    names = list(KINDS[kind].models)
     if options.use_cls and "rec" in names:
         names.append("cls")
     folders = {n: ModelFolder.read(ensure_model(root / f"ocr_{n}_model")) for n in names}
@@ -171,17 +182,13 @@ def _remote(name: str, endpoints: list[str], root: Path) -> tuple[RemoteModel, R
     return model, lambda: None if model.ready() else f"{name} model server {where} unreachable"
 
 
-def remote_handler(kind: str, model_root: str | Path, det_endpoints: list[str],
-                   rec_endpoints: list[str], options: OcrOptions = OcrOptions()) -> _Handler:
-    """Standard mode: det and/or rec on model servers; the dictionary is read locally."""
+def remote_handler(kind: str, model_root: str | Path, endpoints: dict[str, list[str]],
+                   options: OcrOptions = OcrOptions()) -> _Handler:
+    """Standard mode: each model ``kind`` needs on the model servers ``endpoints[name]``; the
+    dictionary is read locally."""
     root = Path(model_root)
-    det = rec = None
-    checks = []
-    if det_endpoints:
-        det, check = _remote("det", det_endpoints, root)
-        checks.append(check)
-    if rec_endpoints:
-        rec, check = _remote("rec", rec_endpoints, root)
-        checks.append(check)
-    rec_folder = ModelFolder.read(root / "ocr_rec_model") if rec else None
-    return build_handler(kind, det, rec, rec_folder, options, ready_checks=checks)
+    remote = {name: _remote(name, endpoints[name], root) for name in KINDS[kind].models}
+    models = {name: model for name, (model, _) in remote.items()}
+    rec_folder = ModelFolder.read(root / "ocr_rec_model") if "rec" in models else None
+    return build_handler(kind, models.get("det"), models.get("rec"), rec_folder, options,
+                         ready_checks=[check for _, check in remote.values()])
