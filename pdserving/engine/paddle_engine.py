@@ -32,6 +32,33 @@ def check_gpu(options: EngineOptions) -> None:
         raise GpuUnavailable()
 
 
+def predictor_config(folder: ModelFolder, options: EngineOptions):
+    """The ``paddle.inference.Config`` for a model folder under ``options`` (sized): a pure
+    function of the two, so what each option turns on can be checked without running it."""
+    from paddle import inference
+
+    config = inference.Config(str(folder.model_file), str(folder.params_file))
+    config.disable_glog_info()
+    config.switch_ir_optim(options.ir_optim)
+    if options.mem_optim and folder.model_file.suffix != ".json":
+        # Paddle 3.3's memory_optimize_pass breaks predictor creation for PIR (.json) programs.
+        config.enable_memory_optim()
+    # The new executor frees intermediate tensors after each run; the old one keeps every
+    # one at the largest size seen (rec on a 4000 px line: 5 GB held for good).
+    config.enable_new_executor(True)
+    if options.gpu_id is None:
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(options.threads)
+        if options.mkldnn:
+            config.enable_mkldnn()
+            config.set_mkldnn_cache_capacity(options.mkldnn_cache)
+        else:  # Paddle 3 turns oneDNN on by default
+            config.disable_mkldnn()
+    else:
+        config.enable_use_gpu(options.gpu_mem_mb, options.gpu_id)
+    return config
+
+
 class PaddleEngine:
     """A pool of Paddle predictors for one model; callable as ``batch -> first output``.
 
@@ -54,25 +81,7 @@ class PaddleEngine:
         if not isinstance(folder, ModelFolder):
             folder = ModelFolder.read(folder)
         options = options.sized()
-        model_file = folder.model_file
-        config = inference.Config(str(model_file), str(folder.params_file))
-        config.disable_glog_info()
-        config.switch_ir_optim(options.ir_optim)
-        if options.mem_optim and model_file.suffix != ".json":
-            # Paddle 3.3's memory_optimize_pass breaks predictor creation for PIR (.json) programs.
-            config.enable_memory_optim()
-        # The new executor frees intermediate tensors after each run; the old one keeps every
-        # one at the largest size seen (rec on a 4000 px line: 5 GB held for good).
-        config.enable_new_executor(True)
-        if options.gpu_id is None:
-            config.disable_gpu()
-            config.set_cpu_math_library_num_threads(options.threads)
-            if options.mkldnn:
-                config.enable_mkldnn()
-                config.set_mkldnn_cache_capacity(options.mkldnn_cache)
-        else:
-            config.enable_use_gpu(options.gpu_mem_mb, options.gpu_id)
-        first = inference.create_predictor(config)
+        first = inference.create_predictor(predictor_config(folder, options))
         self.options = options
         self.folder = folder
         self.input_names: list[str] = list(first.get_input_names())

@@ -19,7 +19,7 @@ import queue
 import signal
 import tempfile
 from dataclasses import replace
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -37,6 +37,17 @@ SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 
 class WorkerError(RuntimeError):
     """A model failed inside a worker (the message is the worker's exception)."""
+
+
+class Reply(NamedTuple):
+    """A worker's answer: at start, each model's (input names, output names) in ``io``; to a
+    call, where its outputs are in the shared region (``specs``), plus the outputs themselves
+    when they did not fit (``inline``); or the worker's exception as ``error``."""
+
+    error: str = ""
+    io: dict | None = None
+    specs: list[tuple] | None = None
+    inline: dict[str, np.ndarray] | None = None
 
 
 def _layout(arrays: dict[str, np.ndarray]) -> tuple[list[tuple], int]:
@@ -80,9 +91,9 @@ def _worker_main(conn, models: dict[str, ModelFolder], options: EngineOptions,
         # Paddle installs a handler that prints a C++ "FatalError" report on SIGTERM; a worker
         # told to stop just stops.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        conn.send(("ready", {n: (e.input_names, e.output_names) for n, e in engines.items()}))
+        conn.send(Reply(io={n: (e.input_names, e.output_names) for n, e in engines.items()}))
     except Exception as e:  # reported to the parent, which raises it
-        conn.send(("error", str(e)))
+        conn.send(Reply(error=str(e)))
         return
     region = None
     while True:
@@ -98,11 +109,11 @@ def _worker_main(conn, models: dict[str, ModelFolder], options: EngineOptions,
             out_specs, need = _layout(outputs)
             if need <= len(region):
                 _write(region, outputs, out_specs)
-                conn.send(("ok", out_specs, None))
+                conn.send(Reply(specs=out_specs))
             else:
-                conn.send(("ok", out_specs, outputs))
+                conn.send(Reply(specs=out_specs, inline=outputs))
         except Exception as e:
-            conn.send(("error", f"{type(e).__name__}: {e}", None))
+            conn.send(Reply(error=f"{type(e).__name__}: {e}"))
 
 
 class _Worker:
@@ -119,12 +130,12 @@ class _Worker:
 
     def wait_ready(self) -> dict:
         try:
-            status, payload, *_ = self.conn.recv()
+            reply: Reply = self.conn.recv()
         except EOFError:
             raise WorkerError(f"model worker exited with code {self.proc.exitcode}") from None
-        if status != "ready":
-            raise WorkerError(payload)
-        return payload
+        if reply.error:
+            raise WorkerError(reply.error)
+        return reply.io
 
     def call(self, name: str, feeds: dict[str, np.ndarray],
              fetch: Sequence[str] | None) -> dict[str, np.ndarray]:
@@ -134,15 +145,15 @@ class _Worker:
             new_region = self._grow(max(need, INITIAL_REGION))
         _write(self.region, feeds, specs)
         self.conn.send((name, specs, list(fetch) if fetch else None, new_region))
-        status, out_specs, inline = self.conn.recv()
+        reply: Reply = self.conn.recv()
         if new_region:
             os.unlink(new_region[0])  # both sides have it mapped; the name is no longer needed
-        if status != "ok":
-            raise WorkerError(f"model {name!r} failed: {out_specs}")
-        if inline is not None:
-            self._grow(_layout(inline)[1])  # next time the output fits
-            return inline
-        return _read(self.region, out_specs, copy=True)
+        if reply.error:
+            raise WorkerError(f"model {name!r} failed: {reply.error}")
+        if reply.inline is not None:
+            self._grow(_layout(reply.inline)[1])  # next time the output fits
+            return reply.inline
+        return _read(self.region, reply.specs, copy=True)
 
     def _grow(self, size: int) -> tuple[str, int]:
         fd, path = tempfile.mkstemp(prefix="pdserving-", dir=SHM_DIR)
