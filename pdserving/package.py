@@ -72,6 +72,7 @@ def with_best_path(program: bytes) -> bytes:
     No new parameters: the model's ``.pdiparams`` serves the new program as it is.
     """
     import paddle  # heavy: only when a rec model folder is built
+    from paddle.base.proto.framework_pb2 import VarType  # Paddle's dtype codes, not ElemType
     from paddle.pir_utils import OldIrGuard
 
     with OldIrGuard():  # the ops are added to the ProgramDesc the file holds
@@ -90,13 +91,14 @@ def with_best_path(program: bytes) -> bytes:
             prob = block.create_var(name=BEST_PATH + ".prob", dtype="float32")
             best = block.create_var(name=BEST_PATH, dtype="float32")
             block.append_op(type="arg_max", inputs={"X": probs}, outputs={"Out": flat},
-                            attrs={"axis": axis, "keepdims": False, "flatten": False, "dtype": 3})
+                            attrs={"axis": axis, "keepdims": False, "flatten": False,
+                                   "dtype": VarType.INT64})
             block.append_op(type="unsqueeze2", inputs={"X": flat},
                             outputs={"Out": index,
                                      "XShape": block.create_var(name=BEST_PATH + ".xshape")},
                             attrs={"axes": [axis]})
             block.append_op(type="cast", inputs={"X": index}, outputs={"Out": index_f},
-                            attrs={"in_dtype": 3, "out_dtype": 5})  # INT64 -> FP32
+                            attrs={"in_dtype": VarType.INT64, "out_dtype": VarType.FP32})
             block.append_op(type="reduce_max", inputs={"X": probs}, outputs={"Out": prob},
                             attrs={"dim": [axis], "keep_dim": True, "reduce_all": False})
             block.append_op(type="concat", inputs={"X": [index_f, prob]},
