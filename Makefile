@@ -5,13 +5,18 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 REQ     ?= requirements.txt
 HOST    ?= 0.0.0.0
+UV_VERSION := 0.13.9
+UV      := $(VENV)/bin/uv
 
 .PHONY: install models serve serve-fast test bench proto clean
 
-$(STAMP): requirements.txt requirements-common.txt
+# uv installs the requirements through its cache in $(VENV)/uv-cache, which then holds every wheel
+# they need: tests/test_packaging.py installs pdserving into fresh venvs from it, offline, in
+# seconds (hard links). --reinstall: what a venv already had (from pip) goes through it too.
+$(STAMP): requirements.txt requirements-common.txt requirements-gpu.txt pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -r $(REQ)
+	$(VPY) -m pip install -q --upgrade pip uv==$(UV_VERSION)
+	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --reinstall -r $(REQ)
 	touch $(STAMP)
 
 install: $(STAMP)
