@@ -6,13 +6,12 @@ test machine mean nothing.
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from bench import data
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ["# Benchmark results", "## 1. Engine floor", "## 2. Services over HTTP",
             "## 3. Memory over time", "## 4. Cold start", "## Engines compared",
             "## Targets of issue 4, per engine"]

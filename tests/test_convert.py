@@ -13,8 +13,7 @@ from pdserving.engine import EngineOptions
 from pdserving.engine.model_folder import ModelNotFound
 from pdserving.engine.paddle_engine import PaddleEngine
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, feed_vars, fetch_vars, load_config
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.paths import ROOT
 
 
 def det_source() -> Path:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from images import b64, encode, png_claiming
 from pdserving.errors import BadRequest, PayloadTooLarge
 from pdserving.imageio import decode_base64_image
+from tests.helpers.images import b64, encode, png_claiming
 
 LIMIT = 40_000_000
 RNG = np.random.default_rng(0)

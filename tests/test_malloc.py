@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import ROOT
+from tests.helpers.paths import ROOT
 
 # Threads each build and drop 12 MB buffers, as requests' images do; then the process's RSS.
 PROBE = """

@@ -1,7 +1,6 @@
 """The OpenVINO engine on the real models: the same answers as Paddle, in one process."""
 
 import threading
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,14 +12,14 @@ from pdserving.engine.openvino_engine import ModelUnreadable, OpenVINOEngine
 from pdserving.engine.paddle_engine import PaddleEngine
 from pdserving.ops import crop, ctc, db
 from pdserving.ops.resize import cls_resize_normalize, det_normalize, det_resize, rec_batches
+from tests.helpers.paths import SAMPLES
 
-ROOT = Path(__file__).resolve().parent.parent
 PADDLE = EngineOptions(engine="paddle")
 
 
 @pytest.fixture(scope="module")
 def page() -> np.ndarray:
-    return cv2.imread(str(ROOT / "samples" / "doc_english.png"))
+    return cv2.imread(str(SAMPLES / "doc_english.png"))
 
 
 @pytest.fixture(scope="module")

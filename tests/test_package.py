@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,8 +19,7 @@ from pdserving.ops.ctc import best_path
 from pdserving.ops.resize import rec_batches
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.services import build_handler, remote_handler
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.paths import ROOT, SAMPLES
 
 # name -> (feed shape, [(fetch name, fetch shape)]), as paddle reports the PP-OCRv4 / v2 models
 # (the rec model with the best path added in front of its softmax).
@@ -101,7 +99,7 @@ def test_cli_get_model_writes_into_current_folder(tmp_path):
 @pytest.fixture(scope="module")
 def line_batch() -> np.ndarray:
     """A real sign as one rec input batch (the whole image as a line)."""
-    sign = cv2.imread(str(ROOT / "samples" / "sign_exit.jpg"))
+    sign = cv2.imread(str(SAMPLES / "sign_exit.jpg"))
     [(_, batch)] = rec_batches([sign], height=48, batch_size=6, min_width=320,
                                max_total_width=3200)
     return batch
@@ -121,7 +119,7 @@ def test_a_softmax_only_rec_model_reads_the_same(model_root, tmp_path, line_batc
     shutil.copy(model_root / "ocr_rec_model" / package.DICT_NAME, plain)
     assert ModelFolder.read(plain).best_path_classes is None
     assert ModelFolder.read(model_root / "ocr_rec_model").best_path_classes == 6625
-    sign = cv2.imread(str(ROOT / "samples" / "sign_exit.jpg"))
+    sign = cv2.imread(str(SAMPLES / "sign_exit.jpg"))
     texts = {}
     for folder in (plain, model_root / "ocr_rec_model"):
         handler = build_handler("rec", None, PaddleEngine(folder), ModelFolder.read(folder))
@@ -139,7 +137,7 @@ def test_a_rec_client_folder_older_than_its_model_still_reads(model_root, tmp_pa
     old = load_config(conf)
     del old.fetch_var[0]  # as written before the best path existed: the softmax only
     conf.write_text(str(old))
-    sign = cv2.imread(str(ROOT / "samples" / "sign_exit.jpg"))
+    sign = cv2.imread(str(SAMPLES / "sign_exit.jpg"))
     with model_server(root / "ocr_rec_model", free_port(21000)) as server:
         handler = remote_handler("rec", root, {"rec": [server.endpoint]})
         stale = handler([sign], ["res", "rec_scores"])

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.rpc_util import ROOT
+from tests.helpers.paths import ROOT
 
 GENERATED = {
     "pdserving/proto/general_model_service.proto": ["_pb2.py", "_pb2.pyi", "_pb2_grpc.py"],

@@ -13,7 +13,7 @@ from pdserving.launcher import model_server
 from pdserving.net import free_port
 from pdserving.rpc import server as rpc_server
 from pdserving.rpc.client import Client, RemoteModel, RpcError
-from tests.rpc_util import det_batch, text_image
+from tests.helpers.images import det_batch, text_image
 
 FETCH = "sigmoid_0.tmp_0"
 
@@ -42,7 +42,7 @@ def client(servers, model_root):
 
 
 def sample(h=32, w=64) -> np.ndarray:
-    return det_batch(text_image(size=(h, w)))[0]
+    return det_batch(text_image(width=w, height=h))[0]
 
 
 def test_one_sample_without_batch_dim(client):

@@ -16,7 +16,8 @@ from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
 from pdserving.rpc import server as rpc_server
 from pdserving.rpc.codec import from_tensor, to_tensor
-from tests.rpc_util import ROOT, det_batch, text_image
+from tests.helpers.images import det_batch, text_image
+from tests.helpers.paths import ROOT
 
 FETCH = "sigmoid_0.tmp_0"
 
@@ -59,14 +60,14 @@ def test_float32_via_tensor_content(stub):
 
 
 def test_float32_via_float_data(stub):
-    x = det_batch(text_image(size=(32, 64)))
+    x = det_batch(text_image(width=64, height=32))
     t = pb.Tensor(elem_type=1, shape=x.shape, alias_name="image", float_data=x.reshape(-1))
     by_fields = ok(stub.inference(pb.Request(tensor=[t], fetch_var_names=[FETCH], log_id=7)))
     np.testing.assert_allclose(by_fields, ok(stub.inference(request(x))), atol=1e-6)
 
 
 def test_batch_of_two_and_real_feed_name(stub):
-    x = np.stack([det_batch(text_image(size=(64, 64)))[0]] * 2)
+    x = np.stack([det_batch(text_image(width=64, height=64))[0]] * 2)
     out = ok(stub.inference(request(x, alias="x")))
     assert out.shape == (2, 1, 64, 64)
     np.testing.assert_allclose(out[0], out[1], atol=1e-6)
@@ -134,7 +135,7 @@ def test_client_generated_from_proto_alone_matches_in_process_paddle(port, det_d
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I.", f"--python_out={tmp_path}",
                     f"--grpc_python_out={tmp_path}", "pdserving/proto/general_model_service.proto"],
                    cwd=ROOT, check=True)
-    x = det_batch(text_image())
+    x = det_batch(text_image(width=320, height=96))
     np.save(tmp_path / "x.npy", x)
     (tmp_path / "raw_client.py").write_text(RAW_CLIENT)
     subprocess.run([sys.executable, "-s", "raw_client.py", f"127.0.0.1:{port}"], cwd=tmp_path,

@@ -13,7 +13,7 @@ import pytest
 from pdserving.launcher import model_server
 from pdserving.net import free_port
 from pdserving.serve import engine_options, parse_args
-from tests.rpc_util import ROOT
+from tests.helpers.paths import ROOT
 
 
 def run_serve(*args: str) -> subprocess.CompletedProcess:

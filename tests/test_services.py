@@ -1,6 +1,5 @@
 """The OCR services over HTTP, as users run them: fast and standard mode, det-only, rec-only."""
 
-import contextlib
 import signal
 import subprocess
 import sys
@@ -10,9 +9,10 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest import ROOT, Service, _service, script
-from images import encode
 from pdserving.net import free_port
+from tests.helpers.images import encode, text_line
+from tests.helpers.paths import ROOT
+from tests.helpers.servers import Service, script, started
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -22,14 +22,6 @@ def edit_distance(a: str, b: str) -> int:
         for j, cb in enumerate(b, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
     return row[-1]
-
-
-def text_line(text: str) -> np.ndarray:
-    """A tight text-line image, as a det box crop would be."""
-    (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.3, 2)
-    img = np.full((56, w + 16, 3), 255, np.uint8)
-    cv2.putText(img, text, (8, 42), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (0, 0, 0), 2)
-    return img
 
 
 @pytest.mark.parametrize("mode", ["fast_ocr", "standard_ocr"])
@@ -107,11 +99,9 @@ def test_image_without_text_gives_empty_result(fast_ocr, standard_ocr):
 
 @pytest.fixture(scope="module", params=["det_local_server.py", "det_web_server.py"])
 def det_service(request, model_root):
-    yield from _service(script(request.param, "cpu", "--model_root", str(model_root),
-                               "--model_port", str(free_port(23000)), port=free_port(21200))
-                        if "web" in request.param else
-                        script(request.param, "cpu", "--model_root", str(model_root),
-                               port=free_port(21200)))
+    extra = ["--model_port", str(free_port())] if "web" in request.param else []
+    with started(script(request.param, "cpu", "--model_root", str(model_root), *extra)) as s:
+        yield s
 
 
 def test_det_service_returns_boxes_in_original_pixels(det_service, fast_ocr, samples):
@@ -129,9 +119,9 @@ def test_det_service_returns_boxes_in_original_pixels(det_service, fast_ocr, sam
 
 @pytest.fixture(scope="module", params=["rec_local_server.py", "rec_web_server.py"])
 def rec_service(request, model_root):
-    extra = ["--model_port", str(free_port(23100))] if "web" in request.param else []
-    yield from _service(script(request.param, "cpu", "--model_root", str(model_root), *extra,
-                               port=free_port(21300)))
+    extra = ["--model_port", str(free_port())] if "web" in request.param else []
+    with started(script(request.param, "cpu", "--model_root", str(model_root), *extra)) as s:
+        yield s
 
 
 def test_rec_service_returns_one_string_per_line_image_in_order(rec_service):
@@ -155,7 +145,7 @@ def test_client_script_prints_the_text_of_every_sample(fast_ocr, samples):
 @pytest.mark.parametrize("name", ["ocr_local_server.py", "ocr_web_server.py"])
 def test_gpu_on_a_cpu_build_is_a_one_line_error(name, model_root):
     out = subprocess.run([sys.executable, str(ROOT / name), "gpu", "--model_root",
-                          str(model_root), "--port", str(free_port(21400))],
+                          str(model_root), "--port", str(free_port())],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0
@@ -168,10 +158,10 @@ def test_gpu_on_a_cpu_build_is_a_one_line_error(name, model_root):
 def test_every_script_runs_on_paddle_when_asked(name, own, model_root, det_server, samples):
     extra = ["--det_endpoints", det_server.endpoint] if name == "ocr_web_server.py" else []
     if "web" in name:
-        extra += ["--model_port", str(free_port(23500))]
+        extra += ["--model_port", str(free_port())]
     proc = script(name, "cpu", "--engine", "paddle", "--instances", "1", "--model_root",
-                  str(model_root), *extra, port=free_port(21700))
-    with contextlib.contextmanager(_service)(proc) as service:
+                  str(model_root), *extra)
+    with started(proc) as service:
         metrics = httpx.get(service.base + "/metrics", timeout=10).text
         assert f'pdserving_model_engine_info{{engine="paddle",model="{own}"}} 1.0' in metrics
         data, expected = samples["sign_exit.jpg"]
@@ -187,7 +177,7 @@ def test_every_script_runs_on_paddle_when_asked(name, own, model_root, det_serve
 @pytest.mark.parametrize("name", ["ocr_local_server.py", "ocr_web_server.py"])
 def test_openvino_on_gpu_is_a_one_line_error(name, model_root):
     out = subprocess.run([sys.executable, str(ROOT / name), "gpu", "--engine", "openvino",
-                          "--model_root", str(model_root), "--port", str(free_port(21400))],
+                          "--model_root", str(model_root), "--port", str(free_port())],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0
@@ -199,7 +189,7 @@ def test_sigterm_stops_the_web_server_and_its_rec_model_server(model_root, det_s
 
     proc = script("ocr_web_server.py", "cpu", "--model_root", str(model_root),
                   "--det_endpoints", det_server.endpoint,
-                  "--model_port", str(free_port(23200)), port=free_port(21500)).start(120)
+                  "--model_port", str(free_port())).start(120)
     children = psutil.Process(proc.proc.pid).children(recursive=True)
     assert children, "the rec model server should run as a child"
     assert httpx.get(f"http://{proc.endpoint}/health", timeout=10).status_code == 200
@@ -214,7 +204,7 @@ def test_killed_web_server_leaves_no_orphan_model_server(model_root, det_server)
     import psutil
 
     proc = script("rec_web_server.py", "cpu", "--model_root", str(model_root),
-                  "--model_port", str(free_port(23300)), port=free_port(21600)).start(120)
+                  "--model_port", str(free_port())).start(120)
     children = psutil.Process(proc.proc.pid).children(recursive=True)
     assert children
     proc.kill()
@@ -228,9 +218,8 @@ def test_use_cls_reads_upside_down_lines(model_root, fast_ocr, samples):
         img = cv2.imdecode(np.frombuffer(samples[name][0], np.uint8), cv2.IMREAD_COLOR)
         return encode(cv2.rotate(img, cv2.ROTATE_180))
 
-    proc = script("ocr_local_server.py", "cpu", "--use_cls", "--model_root", str(model_root),
-                  port=free_port(21800))
-    with contextlib.contextmanager(_service)(proc) as service:
+    proc = script("ocr_local_server.py", "cpu", "--use_cls", "--model_root", str(model_root))
+    with started(proc) as service:
         metrics = httpx.get(service.base + "/metrics", timeout=10).text
         assert 'pdserving_model_engine_info{engine="openvino",model="cls"} 1.0' in metrics
         sign = service.post([upside_down("sign_exit.jpg")]).json()["result"]["res"]

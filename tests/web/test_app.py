@@ -9,10 +9,11 @@ import httpx
 import numpy as np
 import pytest
 
-from images import b64, encode, png_claiming
-from live_server import body, predict_url, real_handler, serve, text_image
 from pdserving.errors import Unavailable
+from pdserving.services import local_handler
 from pdserving.web.app import WebSettings, create_app
+from tests.helpers.images import b64, encode, png_claiming, text_image
+from tests.helpers.servers import body, predict_url, serve
 
 SETTINGS = WebSettings(max_body_bytes=256 * 1024, max_image_pixels=4_000_000, max_images=4)
 GOOD = body()
@@ -70,7 +71,7 @@ BAD_INPUTS = [
 
 @pytest.fixture(scope="module")
 def ocr(model_root):
-    with serve(create_app(real_handler("ocr", model_root), SETTINGS)) as base:
+    with serve(create_app(local_handler("ocr", model_root), SETTINGS)) as base:
         yield base
 
 

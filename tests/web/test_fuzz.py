@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from images import encode
-from live_server import body, predict_url, real_handler, serve, text_image
+from pdserving.services import local_handler
 from pdserving.web.app import WebSettings, create_app
+from tests.helpers.images import encode, text_image
+from tests.helpers.servers import body, predict_url, serve
 
 PNG = encode(text_image("AB 12", 120))
 JPEG = encode(text_image("AB 12", 120), ".jpg")
@@ -57,7 +58,7 @@ requests = st.one_of(
 
 @pytest.fixture(scope="module")
 def ocr(model_root):
-    app = create_app(real_handler("ocr", model_root), WebSettings(max_images=2))
+    app = create_app(local_handler("ocr", model_root), WebSettings(max_images=2))
     with serve(app) as base:
         yield base
         assert httpx.get(base + "/health").status_code == 200

@@ -9,10 +9,10 @@ import httpx
 import psutil
 import pytest
 
-from live_server import ScriptServer, body, predict_url, serve
 from pdserving.errors import Unavailable
 from pdserving.web.app import WebSettings, create_app
 from pdserving.web.limits import Admission
+from tests.helpers.servers import ScriptServer, body, predict_url, serve
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from live_server import ScriptServer, body, predict_url
+from tests.helpers.servers import ScriptServer, body, predict_url
 
 
 def test_prints_a_ready_line_once_listening():

@@ -1,71 +1,93 @@
-"""Real servers on 127.0.0.1 for the web tests, and the requests they are sent."""
+"""Real servers on 127.0.0.1 for the tests, and the requests they are sent.
+
+- ``script`` + ``started``: a top-level script (``ocr_web_server.py`` ...) as a user runs it,
+  running while the ``with`` lasts, as a ``Service`` to post images to.
+- ``serve``: an app under uvicorn in a thread of the test process (fake or in-process handlers).
+- ``ScriptServer``: a web service in a child process through ``pdserving.web.runner.run`` (its
+  signals, exit codes and output).
+
+Every port is one the kernel picks (``pdserving.net.free_port()``).
+"""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from pathlib import Path
 from typing import Iterator
 
-import cv2
-import numpy as np
+import httpx
 import uvicorn
 
-from images import b64, encode
-from pdserving.launcher import terminate
-from pdserving.services import local_handler
+from pdserving.launcher import ServerProcess, terminate
+from pdserving.net import bind, free_port, wait_until
 from pdserving.web.app import PREDICT_PATH
+from tests.helpers.images import encode, text_image
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def body(*images: bytes, fetch=("res",)) -> dict:
+    """A prediction request for ``images`` (a readable text line when none is given)."""
+    images = images or (encode(text_image()),)
+    return {"feed": [{"image": base64.b64encode(i).decode()} for i in images],
+            "fetch": list(fetch)}
+
+
+def predict_url(base: str) -> str:
+    return base + PREDICT_PATH
+
+
+def script(name: str, *args: str, port: int | None = None) -> ServerProcess:
+    """A top-level script (``ocr_web_server.py`` ...) as a user runs it, on a 127.0.0.1 port
+    (one the kernel picks unless given); not started yet."""
+    port = free_port() if port is None else port
+    argv = [sys.executable, str(ROOT / name), *args, "--host", "127.0.0.1", "--port", str(port)]
+    return ServerProcess(argv, name, f"127.0.0.1:{port}")
+
+
+class Service:
+    """A running web service: its process and its URL."""
+
+    def __init__(self, proc: ServerProcess):
+        self.proc = proc
+        self.base = f"http://{proc.endpoint}"
+        self.url = predict_url(self.base)
+
+    def post(self, images: list[bytes], fetch=("res",), timeout: float = 60) -> httpx.Response:
+        return httpx.post(self.url, json=body(*images, fetch=fetch), timeout=timeout)
+
+
+@contextlib.contextmanager
+def started(proc: ServerProcess, timeout: float = 120) -> Iterator[Service]:
+    """``proc`` started (ready line seen) as a ``Service``; stopped when the ``with`` ends."""
+    proc.start(timeout=timeout)
+    try:
+        yield Service(proc)
+    finally:
+        proc.stop()
 
 
 @contextlib.contextmanager
 def serve(app) -> Iterator[str]:
     """``app`` under uvicorn in a thread on a free port; yields the base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = bind("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
                                            timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
+    wait_until(lambda: server.started or not thread.is_alive(), 10, "test server start")
+    if not server.started:
+        raise RuntimeError("test server did not start")
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(15)
         sock.close()
-
-
-def real_handler(kind: str, model_root: Path):
-    """The fast-mode handler of ``kind``: real models, in-process."""
-    return local_handler(kind, model_root)
-
-
-def text_image(text: str = "HELLO 123", width: int = 360) -> np.ndarray:
-    img = np.full((64, width, 3), 255, np.uint8)
-    cv2.putText(img, text, (8, 46), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (0, 0, 0), 2)
-    return img
-
-
-def body(*images: bytes, fetch=("res",)) -> dict:
-    """A prediction request for ``images`` (a readable text line when none is given)."""
-    images = images or (encode(text_image()),)
-    return {"feed": [{"image": b64(i)} for i in images], "fetch": list(fetch)}
-
-
-def predict_url(base: str) -> str:
-    return base + PREDICT_PATH
 
 
 # A service as a separate process, through ``pdserving.web.runner.run``: the real fast-mode
@@ -98,19 +120,13 @@ sys.exit(run(app, "127.0.0.1", cfg["port"], graceful_timeout=cfg.get("graceful",
 """
 
 
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ScriptServer:
     """The service in a child process; ``start`` returns once it printed its ready line.
 
     Its output goes to files, never to pipes nobody reads (a full pipe would block it)."""
 
     def __init__(self, **cfg):
-        self.cfg = {"port": unused_port(), **cfg}
+        self.cfg = {"port": free_port(), **cfg}
         self.base = f"http://127.0.0.1:{self.cfg['port']}"
         self._out = tempfile.TemporaryFile("w+")
         self._err = tempfile.TemporaryFile("w+")
@@ -119,13 +135,19 @@ class ScriptServer:
     def start(self, timeout: float = 60) -> "ScriptServer":
         self.proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, json.dumps(self.cfg)],
                                      stdout=self._out, stderr=self._err, text=True, cwd=ROOT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if "pdserving " in self.stdout:
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"service did not start: {self.stdout}{self.stderr}")
+        try:
+            wait_until(lambda: self.ready or self.proc.poll() is not None, timeout,
+                       "service ready line")
+        except TimeoutError:
+            pass
+        if not self.ready:
+            self.stop()
+            raise RuntimeError(f"service did not start: {self.stdout}{self.stderr}")
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return "pdserving " in self.stdout
 
     @property
     def stdout(self) -> str:
