@@ -138,7 +138,7 @@ def test_a_rec_client_folder_older_than_its_model_still_reads(model_root, tmp_pa
     del old.fetch_var[0]  # as written before the best path existed: the softmax only
     conf.write_text(str(old))
     sign = cv2.imread(str(SAMPLES / "sign_exit.jpg"))
-    with model_server(root / "ocr_rec_model", free_port(21000)) as server:
+    with model_server(root / "ocr_rec_model", free_port()) as server:
         handler = remote_handler("rec", root, {"rec": [server.endpoint]})
         stale = handler([sign], ["res", "rec_scores"])
     rec = ModelFolder.read(model_root / "ocr_rec_model")

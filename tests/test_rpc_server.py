@@ -29,7 +29,7 @@ def det_dir(model_root):
 
 @pytest.fixture(scope="module")
 def port(det_dir):
-    p = free_port(23500)
+    p = free_port()
     server = rpc_server.serve(det_dir, p, host="127.0.0.1", threads=2)
     yield p
     server.stop(0)

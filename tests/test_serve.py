@@ -32,7 +32,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *phrases: str) ->
 def test_gpu_on_a_cpu_build_exits_at_once_saying_so(model_root):
     started = time.monotonic()
     result = run_serve("--model", str(model_root / "ocr_det_model"),
-                       "--port", str(free_port(23400)), "--gpu_ids", "0")
+                       "--port", str(free_port()), "--gpu_ids", "0")
     assert_one_line_error(result, "no CUDA support", "requirements-gpu.txt")
     assert time.monotonic() - started < 20
 
@@ -54,13 +54,13 @@ def test_missing_and_non_model_folders_are_one_line(tmp_path):
 
 def test_openvino_on_a_gpu_is_one_line(model_root):
     result = run_serve("--model", str(model_root / "ocr_det_model"),
-                       "--port", str(free_port(23400)), "--device", "gpu", "--engine", "openvino")
+                       "--port", str(free_port()), "--device", "gpu", "--engine", "openvino")
     assert_one_line_error(result, "openvino runs on the CPU only", "--engine paddle")
 
 
 @pytest.mark.parametrize("argv,engine", [([], "openvino"), (["--engine", "paddle"], "paddle")])
 def test_ready_line_names_the_engine(model_root, argv, engine):
-    with model_server(model_root / "ocr_det_model", free_port(23600),
+    with model_server(model_root / "ocr_det_model", free_port(),
                       extra_args=["--thread", "1", *argv]) as server:
         assert server.ready_line.endswith(f"(ocr_det_model, engine {engine})")
         assert server.engine == engine
@@ -72,7 +72,7 @@ def test_a_model_openvino_cannot_read_is_served_by_paddle(pir_model, tmp_path):
     from pdserving.rpc.client import Client
 
     inference_model_to_serving(pir_model, tmp_path / "server", tmp_path / "client")
-    with model_server(tmp_path / "server", free_port(23700)) as server:
+    with model_server(tmp_path / "server", free_port()) as server:
         assert server.engine == "paddle"
         [notice] = [ln for ln in server.output if ln.startswith("notice:")]
         assert "OpenVINO reads .pdmodel programs, not Paddle 3 PIR" in notice
@@ -87,7 +87,7 @@ def test_a_model_openvino_cannot_read_is_served_by_paddle(pir_model, tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_ready_line_then_graceful_stop(model_root, sig):
-    server = model_server(model_root / "ocr_det_model", free_port(23300),
+    server = model_server(model_root / "ocr_det_model", free_port(),
                           extra_args=["--thread", "1"]).start()
     server.proc.send_signal(sig)
     assert server.proc.wait(10) == 0
@@ -120,7 +120,7 @@ def test_a_missing_bundled_model_folder_is_written_then_served(tmp_path):
 
     from pdserving.rpc.client import RemoteModel
 
-    with model_server(tmp_path / "ocr_det_model", free_port(25500)) as server:
+    with model_server(tmp_path / "ocr_det_model", free_port()) as server:
         model = RemoteModel([server.endpoint], feed_name="image")
         assert model(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1, 64, 64)
         model.close()

@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from pdserving.errors import Unavailable
+from pdserving.net import wait_until
 from pdserving.web.app import WebSettings, create_app
 from pdserving.web.limits import Admission
 from tests.helpers.servers import ScriptServer, body, predict_url, serve
@@ -139,10 +140,7 @@ def test_timeout_is_a_503_and_the_slot_comes_back_when_the_work_ends():
         assert r.json()["err_msg"] == "request timed out after 0.3 s"
         assert in_flight(base) == 1  # the handler still runs in its thread
         handler.delay = 0
-        deadline = time.monotonic() + 5
-        while in_flight(base):
-            assert time.monotonic() < deadline, "slot leaked"
-            time.sleep(0.05)
+        wait_until(lambda: in_flight(base) == 0, 5, "the slot back (else it leaked)")
         r = httpx.post(predict_url(base), json=body(), timeout=10)
         assert r.status_code == 200 and r.json() == {"result": {"res": ["ok"]}}
 

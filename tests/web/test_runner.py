@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from pdserving.net import wait_until
 from tests.helpers.servers import ScriptServer, body, predict_url
 
 
@@ -45,11 +46,8 @@ def _post_in_background(url: str, results: list) -> threading.Thread:
 
 
 def _wait_for_in_flight(base: str) -> None:
-    deadline = time.monotonic() + 10
-    while 'pdserving_requests_in_flight{service="sleepy"} 1.0' not in httpx.get(
-            base + "/metrics").text:
-        assert time.monotonic() < deadline, "request never started"
-        time.sleep(0.05)
+    wait_until(lambda: 'pdserving_requests_in_flight{service="sleepy"} 1.0'
+               in httpx.get(base + "/metrics").text, 10, "the request in flight")
 
 
 def test_sigterm_lets_the_request_in_flight_finish_then_runs_shutdown_callbacks(tmp_path):
