@@ -1,0 +1,1 @@
+"""Tests of pdserving.ops: the OCR steps as numpy functions."""
