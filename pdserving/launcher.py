@@ -41,21 +41,26 @@ def terminate(proc: subprocess.Popen, grace: float) -> int:
 class ServerProcess:
     """A server in a child process, ready once it prints its "... ready on ..." line."""
 
-    def __init__(self, args: list[str], name: str, endpoint: str = ""):
-        self.args = args
+    def __init__(self, args: list[str], name: str, endpoint: str = "", *,
+                 cwd: str | os.PathLike | None = None, env: dict[str, str] | None = None):
+        self.args = [str(a) for a in args]
         self.name = name
         self.endpoint = endpoint
+        self.cwd = cwd
+        self.env = env
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
         self.ready_line = ""
 
     def start(self, timeout: float = 60.0) -> "ServerProcess":
         """Start the server and wait for its ready line; raise with its output if it fails."""
-        # The child imports pdserving wherever it was started from, installed or not.
-        path = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))
+        env = self.env
+        if env is None:  # the child imports this pdserving wherever it was started from
+            path = os.pathsep.join(filter(None, [str(PACKAGE_PARENT),
+                                                 os.environ.get("PYTHONPATH")]))
+            env = {**os.environ, "PYTHONPATH": path}
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, preexec_fn=die_with_parent,
-                                     env={**os.environ, "PYTHONPATH": path})
+                                     text=True, preexec_fn=die_with_parent, cwd=self.cwd, env=env)
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
         try:
@@ -83,12 +88,13 @@ class ServerProcess:
         found = re.search(r"engine (\w+)", self.ready_line)
         return found.group(1) if found else ""
 
-    def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    def stop(self, grace: float = 5.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; the exit code (None if never started)."""
         if self.proc is None:
-            return
-        terminate(self.proc, grace)
+            return None
+        code = terminate(self.proc, grace)
         self.proc.stdout.close()
+        return code
 
     def kill(self) -> None:
         """Die at once, as a crashed server would."""

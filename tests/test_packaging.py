@@ -11,24 +11,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 import tomllib
 import zipfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from pdserving.client import Client
-from pdserving.ops.resize import det_normalize
+from pdserving.launcher import ServerProcess
+from pdserving.net import free_port
+from tests.helpers.images import det_batch, text_image
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)
 UV = VENV / "bin" / "uv"
 UV_CACHE = VENV / "uv-cache"
@@ -62,15 +59,7 @@ def run(args: list, cwd: Path, timeout: float = 120) -> subprocess.CompletedProc
 
 def det_input() -> np.ndarray:
     """(1, 3, 96, 320) float32: a line of text, normalised for the det model."""
-    img = np.full((96, 320, 3), 255, np.uint8)
-    cv2.putText(img, "pdserving 0.1", (10, 58), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 2)
-    return det_normalize(img)[None]
-
-
-def loopback_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return det_batch(text_image(width=320, height=96))
 
 
 @pytest.fixture(scope="session")
@@ -203,40 +192,6 @@ def predict_det(client_conf: str, endpoint: str, batch: np.ndarray) -> np.ndarra
         client.close()
 
 
-class Console:
-    """A console script's process, its output collected line by line."""
-
-    def __init__(self, args: list, cwd: Path):
-        self.proc = subprocess.Popen([str(a) for a in args], cwd=cwd, env=clean_env(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            if " ready on " in line:
-                self.ready.set()
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.ready.wait(0.1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("not ready:\n" + "\n".join(self.lines[-20:]))
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        code = self.proc.wait()
-        self.proc.stdout.close()
-        return code
-
-
 @pytest.mark.slow
 def test_serve_console_script_from_an_empty_folder(wheel, constraints, det_server, model_root,
                                                    tmp_path):
@@ -250,18 +205,19 @@ def test_serve_console_script_from_an_empty_folder(wheel, constraints, det_serve
 
     work = tmp_path / "work"
     work.mkdir()
-    port = loopback_port()
-    server = Console([serve, "--model", "ocr_det_model", "--port", port, "--host", "127.0.0.1"],
-                     cwd=work)
+    port = free_port()
+    # Its own environment: no PYTHONPATH to this checkout, so the venv's copy is what runs.
+    server = ServerProcess([serve, "--model", "ocr_det_model", "--port", port, "--host",
+                            "127.0.0.1"], "pdserving-serve", cwd=work, env=clean_env())
     try:
-        server.wait_ready(120)
-        assert any(f"ready on 127.0.0.1:{port} (ocr_det_model" in line for line in server.lines)
+        server.start(timeout=120)
+        assert f"ready on 127.0.0.1:{port} (ocr_det_model" in server.ready_line
         assert (work / "ocr_det_model").is_dir() and (work / "ocr_det_client").is_dir()
         batch = det_input()
         got = predict_det(str(work / "ocr_det_client"), f"127.0.0.1:{port}", batch)
     finally:
-        code = server.stop()
-    assert code == 0, "\n".join(server.lines[-20:])
+        code = server.stop(grace=15)
+    assert code == 0, "\n".join(server.output[-20:])
     expected = predict_det(str(model_root / "ocr_det_client"), det_server.endpoint, batch)
     # the gpu extra has no OpenVINO: Paddle serves the map there, close but not bit-equal
     np.testing.assert_allclose(got, expected, atol=1e-5 if extra == "cpu" else 0.05)
