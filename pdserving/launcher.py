@@ -64,8 +64,9 @@ class ServerProcess:
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
         try:
-            wait_until(lambda: ready.is_set() or self.proc.poll() is not None, timeout,
-                       f"{self.name} ready")
+            # Waiting on the event itself: the line is seen the moment it is printed.
+            wait_until(lambda: ready.wait(0.05) or self.proc.poll() is not None, timeout,
+                       f"{self.name} ready", interval=0)
         except TimeoutError:
             pass
         if not ready.is_set():
