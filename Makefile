@@ -13,10 +13,12 @@ UV      := $(VENV)/bin/uv
 # uv installs the requirements through its cache in $(VENV)/uv-cache, which then holds every wheel
 # they need: tests/test_packaging.py installs pdserving into fresh venvs from it, offline, in
 # seconds (hard links). --reinstall: what a venv already had (from pip) goes through it too.
+# --compile-bytecode, as pip does: with no .pyc (and PYTHONDONTWRITEBYTECODE set, as on CI) every
+# process would compile paddle's sources as it imports it (2.3 s instead of 0.8 s).
 $(STAMP): requirements.txt requirements-common.txt requirements-gpu.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip uv==$(UV_VERSION)
-	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --reinstall -r $(REQ)
+	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --reinstall --compile-bytecode -r $(REQ)
 	touch $(STAMP)
 
 install: $(STAMP)
