@@ -2,7 +2,6 @@
 server says ready and stops cleanly on SIGTERM/SIGINT."""
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 from pdserving.launcher import model_server
-from pdserving.net import free_port
+from pdserving.net import bind, free_port
 from pdserving.serve import engine_options, parse_args
 from tests.helpers.paths import ROOT
 
@@ -38,8 +37,7 @@ def test_gpu_on_a_cpu_build_exits_at_once_saying_so(model_root):
 
 
 def test_port_in_use_is_one_line(model_root):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+    with bind("127.0.0.1", 0) as taken:
         taken.listen()
         port = taken.getsockname()[1]
         result = run_serve("--model", str(model_root / "ocr_det_model"), "--port", str(port),

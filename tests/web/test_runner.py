@@ -2,14 +2,13 @@
 
 import contextlib
 import signal
-import socket
 import threading
 import time
 
 import httpx
 import pytest
 
-from pdserving.net import wait_until
+from pdserving.net import bind, wait_until
 from tests.helpers.servers import ScriptServer, body, predict_url
 
 
@@ -22,8 +21,7 @@ def test_prints_a_ready_line_once_listening():
 
 
 def test_port_in_use_is_a_one_line_error_and_exit_code_1():
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+    with bind("127.0.0.1", 0) as taken:
         taken.listen()
         with contextlib.closing(ScriptServer(port=taken.getsockname()[1])) as server:
             with pytest.raises(RuntimeError, match="did not start"):
