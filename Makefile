@@ -15,7 +15,7 @@ UV      := $(VENV)/bin/uv
 # seconds (hard links). --reinstall: what a venv already had (from pip) goes through it too.
 # --compile-bytecode, as pip does: with no .pyc (and PYTHONDONTWRITEBYTECODE set, as on CI) every
 # process would compile paddle's sources as it imports it (2.3 s instead of 0.8 s).
-$(STAMP): requirements.txt requirements-common.txt requirements-gpu.txt pyproject.toml
+$(STAMP): Makefile requirements.txt requirements-common.txt requirements-gpu.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip uv==$(UV_VERSION)
 	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --reinstall --compile-bytecode -r $(REQ)
