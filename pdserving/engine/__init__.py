@@ -9,7 +9,7 @@ pipeline and the web service never know which one they hold. ``load.load_models`
 
 import os
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -19,6 +19,23 @@ PRECISIONS = ("f32", "bf16")
 
 class Model(Protocol):
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class Engine:
+    """What the engines share: ``run(feeds, fetch)`` by input and output names (the model
+    server's call), and from it the pipeline's ``batch -> first output``."""
+
+    engine: str               # "openvino" or "paddle"
+    input_names: list[str]
+    output_names: list[str]
+
+    def run(self, feeds: dict[str, np.ndarray],
+            fetch: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        first = self.output_names[0]
+        return self.run({self.input_names[0]: batch}, [first])[first]
 
 
 @dataclass(frozen=True)
@@ -90,5 +107,5 @@ def check_options(options: EngineOptions) -> None:
         check_gpu(options)
 
 
-__all__ = ["ENGINES", "PRECISIONS", "EngineError", "EngineOptions", "GpuUnavailable", "Model",
-           "check_options"]
+__all__ = ["ENGINES", "PRECISIONS", "Engine", "EngineError", "EngineOptions", "GpuUnavailable",
+           "Model", "check_options"]

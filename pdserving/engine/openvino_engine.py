@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pdserving.engine import EngineError, EngineOptions
+from pdserving.engine import Engine, EngineError, EngineOptions
 from pdserving.engine.model_folder import ModelFolder
 
 _core = None
@@ -36,7 +36,7 @@ def core():
     return _core
 
 
-class OpenVINOEngine:
+class OpenVINOEngine(Engine):
     """One model compiled for the CPU; callable as ``batch -> first output``, thread-safe.
 
     ``options.instances`` streams of ``options.threads`` threads each. ``warmup`` (a list of
@@ -111,9 +111,6 @@ class OpenVINOEngine:
             if value.ndim != len(dims) or any(d not in (-1, s) for d, s in zip(dims, value.shape)):
                 raise ValueError(f"input {name}: shape {list(value.shape)}, the model expects "
                                  f"[{', '.join('?' if d < 0 else str(d) for d in dims)}]")
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.run({self.input_names[0]: batch}, self.output_names[:1])[self.output_names[0]]
 
 
 def _reason(e: Exception) -> str:

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from pdserving.engine import EngineOptions, GpuUnavailable
+from pdserving.engine import Engine, EngineOptions, GpuUnavailable
 from pdserving.engine.model_folder import ModelFolder
 
 
@@ -59,7 +59,7 @@ def predictor_config(folder: ModelFolder, options: EngineOptions):
     return config
 
 
-class PaddleEngine:
+class PaddleEngine(Engine):
     """A pool of Paddle predictors for one model; callable as ``batch -> first output``.
 
     ``warmup`` (a list of feeds) runs once on every predictor before the constructor returns, so
@@ -101,9 +101,6 @@ class PaddleEngine:
         job: Future = Future()
         self._jobs.put((feeds, fetch, job))
         return job.result()
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.run({self.input_names[0]: batch}, self.output_names[:1])[self.output_names[0]]
 
     def _work(self, predictor, warmup: Sequence[dict[str, np.ndarray]], warmed: Future) -> None:
         """A worker: warm its predictor up (so no request pays for that), then serve jobs."""

@@ -24,7 +24,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from pdserving import malloc
-from pdserving.engine import EngineOptions
+from pdserving.engine import Engine, EngineOptions
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.engine.paddle_engine import check_gpu
 from pdserving.launcher import die_with_parent
@@ -178,7 +178,7 @@ class _Worker:
             self.region = None
 
 
-class PooledModel:
+class PooledModel(Engine):
     """One model of a ``WorkerPool``, with ``PaddleEngine``'s surface (``run``, call)."""
 
     engine = "paddle"
@@ -193,10 +193,6 @@ class PooledModel:
     def run(self, feeds: dict[str, np.ndarray],
             fetch: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         return self.pool.run(self.name, feeds, fetch)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        out = self.run({self.input_names[0]: batch}, self.output_names[:1])
-        return out[self.output_names[0]]
 
 
 class WorkerPool:
