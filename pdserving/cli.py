@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from pdserving import malloc, metrics
-from pdserving.engine import ENGINES, PRECISIONS, EngineError, EngineOptions, check_options
+from pdserving.engine import EngineError, EngineOptions, add_engine_flags, check_options
 from pdserving.engine.process_pool import WorkerError
 from pdserving.launcher import model_server
 from pdserving.net import free_port
@@ -34,12 +34,7 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
                    help="folder with ocr_det_model/, ocr_rec_model/ (made from the bundled "
                         "models when missing)")
     p.add_argument("--gpu_id", type=int, default=0)
-    p.add_argument("--engine", choices=ENGINES, default=None,
-                   help="openvino (default on cpu: about twice as fast) or paddle (the gpu "
-                        "engine)")
-    p.add_argument("--precision", choices=PRECISIONS, default="f32",
-                   help="OpenVINO: bf16 is faster where the CPU has BF16 units; the same text, "
-                        "boxes may move by a few pixels")
+    add_engine_flags(p)
     p.add_argument("--instances", type=int, default=None,
                    help="model calls at once: OpenVINO streams (default 1), or Paddle worker "
                         "processes (default: one per core)")

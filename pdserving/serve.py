@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from pdserving.engine import ENGINES, PRECISIONS, EngineError, EngineOptions
+from pdserving.engine import EngineError, EngineOptions, add_engine_flags
 from pdserving.engine.model_folder import ModelNotFound
 from pdserving.engine.process_pool import WorkerError
 from pdserving.package import ensure_model
@@ -35,11 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gpu_ids", default="", help="GPU to run on (first id used); empty = CPU")
     p.add_argument("--device", choices=["cpu", "gpu"], default=None,
                    help="gpu without --gpu_ids means GPU 0")
-    p.add_argument("--engine", choices=ENGINES, default=None,
-                   help="openvino (the CPU default: about twice as fast) or paddle (the GPU "
-                        "engine)")
-    p.add_argument("--precision", choices=PRECISIONS, default="f32",
-                   help="OpenVINO inference precision (bf16: faster on CPUs with BF16 units)")
+    add_engine_flags(p)
     p.add_argument("--workdir", help="accepted for compatibility; pdserving writes no work files")
     # On by default, unlike Paddle Serving: Paddle 3 runs det ~8x slower on CPU without them.
     p.add_argument("--ir_optim", action=argparse.BooleanOptionalAction, default=True,
