@@ -35,7 +35,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "ocr_cls": ("models/ch_ppocr_mobile_v2_cls_infer",
                 "PP-OCR mobile v2 text direction classifier (0 / 180 degrees)"),
 }
-_DICT_SOURCE = "ch_ppocr_rec/" + DICT_NAME
+DICT_SOURCE = "ch_ppocr_rec/" + DICT_NAME
 
 
 def source_root() -> Path:
@@ -60,7 +60,7 @@ def get_model(name: str, dest: str | os.PathLike = ".") -> Path:
         server.mkdir(parents=True, exist_ok=True)
         _write_if_changed(server / "inference.pdmodel", with_best_path(model_file.read_bytes()))
         copy_if_changed(params_file, server / "inference.pdiparams")
-        copy_if_changed(root / _DICT_SOURCE, server / DICT_NAME)
+        copy_if_changed(root / DICT_SOURCE, server / DICT_NAME)
         source = server
     inference_model_to_serving(source, server, client, feed_alias_names=[FEED_ALIAS])
     return server
