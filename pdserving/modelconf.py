@@ -72,3 +72,8 @@ def feed_vars(conf: GeneralModelConfig) -> list[Var]:
 def fetch_vars(conf: GeneralModelConfig) -> list[Var]:
     return [Var(v.name, v.alias_name, v.fetch_type, list(v.shape), v.is_lod_tensor)
             for v in conf.fetch_var]
+
+
+def by_name(variables) -> dict[str, Var]:
+    """Variables by alias and by real name: clients may use either."""
+    return {**{v.name: v for v in variables}, **{v.alias: v for v in variables}}

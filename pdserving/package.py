@@ -36,6 +36,14 @@ MODELS: dict[str, tuple[str, str]] = {
                 "PP-OCR mobile v2 text direction classifier (0 / 180 degrees)"),
 }
 DICT_SOURCE = "ch_ppocr_rec/" + DICT_NAME
+# The output names the 2020 scripts fetch, as config aliases (Paddle Serving's mechanism for this):
+# the det probability map was ``concat_1.tmp_0``; the rec model's greedy decoder
+# ``ctc_greedy_decoder_0.tmp_0`` (here its best path) and its softmax ``softmax_0.tmp_0``. A
+# variable answers to its real name too.
+FETCH_ALIASES: dict[str, list[str]] = {
+    "ocr_det": ["concat_1.tmp_0"],
+    "ocr_rec": ["ctc_greedy_decoder_0.tmp_0", "softmax_0.tmp_0"],
+}
 
 
 def source_root() -> Path:
@@ -62,7 +70,8 @@ def get_model(name: str, dest: str | os.PathLike = ".") -> Path:
         copy_if_changed(params_file, server / "inference.pdiparams")
         copy_if_changed(root / DICT_SOURCE, server / DICT_NAME)
         source = server
-    inference_model_to_serving(source, server, client, feed_alias_names=[FEED_ALIAS])
+    inference_model_to_serving(source, server, client, feed_alias_names=[FEED_ALIAS],
+                               fetch_alias_names=FETCH_ALIASES.get(name))
     return server
 
 

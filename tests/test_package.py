@@ -21,12 +21,14 @@ from pdserving.engine.model_folder import ModelFolder
 from pdserving.services import build_handler, remote_handler
 from tests.helpers.paths import ROOT, SAMPLES
 
-# name -> (feed shape, [(fetch name, fetch shape)]), as paddle reports the PP-OCRv4 / v2 models
-# (the rec model with the best path added in front of its softmax).
+# name -> (feed shape, [(fetch name, fetch alias, fetch shape)]), as paddle reports the PP-OCRv4 /
+# v2 models (the rec model with the best path added in front of its softmax); the aliases are the
+# names the 2020 scripts fetch (package.FETCH_ALIASES).
 EXPECTED = {
-    "ocr_det": ([3, -1, -1], [("sigmoid_0.tmp_0", [1, -1, -1])]),
-    "ocr_rec": ([3, 48, -1], [(package.BEST_PATH, [-1, 2]), ("softmax_11.tmp_0", [-1, 6625])]),
-    "ocr_cls": ([3, -1, -1], [("softmax_0.tmp_0", [2])]),
+    "ocr_det": ([3, -1, -1], [("sigmoid_0.tmp_0", "concat_1.tmp_0", [1, -1, -1])]),
+    "ocr_rec": ([3, 48, -1], [(package.BEST_PATH, "ctc_greedy_decoder_0.tmp_0", [-1, 2]),
+                              ("softmax_11.tmp_0", "softmax_0.tmp_0", [-1, 6625])]),
+    "ocr_cls": ([3, -1, -1], [("softmax_0.tmp_0", "softmax_0.tmp_0", [2])]),
 }
 
 
@@ -38,7 +40,7 @@ def test_configs_name_the_models_variables(model_root, name):
     assert [(v.name, v.alias_name, v.feed_type, list(v.shape), v.is_lod_tensor)
             for v in conf.feed_var] == [("x", "image", 1, feed_shape, False)]
     assert [(v.name, v.alias_name, v.fetch_type, list(v.shape), v.is_lod_tensor)
-            for v in conf.fetch_var] == [(n, n, 1, shape, False) for n, shape in fetches]
+            for v in conf.fetch_var] == [(n, a, 1, shape, False) for n, a, shape in fetches]
     assert load_config(client / CLIENT_CONF) == conf
     for folder, conf_name in ((server, SERVER_CONF), (client, CLIENT_CONF)):
         stream = GeneralModelConfig()

@@ -157,8 +157,9 @@ class Client:
     def load_client_config(self, path: str | os.PathLike) -> None:
         """Feed/fetch aliases and types from a client (or server) config file or folder."""
         conf = modelconf.load_config(Path(path))
-        self.feeds = {v.alias: v for v in modelconf.feed_vars(conf)}
-        self.fetches = {v.alias: v for v in modelconf.fetch_vars(conf)}
+        # By alias, as Paddle Serving's client, and by real name, as the model server takes them.
+        self.feeds = modelconf.by_name(modelconf.feed_vars(conf))
+        self.fetches = modelconf.by_name(modelconf.fetch_vars(conf))
 
     def connect(self, endpoints: Sequence[str],
                 max_body_size: int = MAX_BODY_SIZE) -> None:

@@ -19,7 +19,7 @@ from pdserving.engine import EngineOptions
 from pdserving.engine.load import LoadedModels, load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import BadRequest, ServingError
-from pdserving.modelconf import Var
+from pdserving.modelconf import Var, by_name
 from pdserving.net import PortInUse, bind
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
@@ -36,9 +36,9 @@ class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
 
     def __init__(self, engine, folder: ModelFolder):
         self.engine = engine  # OpenVINOEngine or PooledModel: ``run(feeds, fetch)``
-        self.feeds = _by_name(folder.feeds)
+        self.feeds = by_name(folder.feeds)
         self.feed_order = list(folder.feeds)
-        self.fetches = _by_name(folder.fetches)
+        self.fetches = by_name(folder.fetches)
         self.fetch_order = list(folder.fetches)
 
     def inference(self, request: pb.Request, context) -> pb.Response:
@@ -59,8 +59,8 @@ class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
         """Check and decode the feeds, run the model, encode the requested outputs."""
         feeds = self._decode_feeds(request.tensor)
         fetch = self._fetch_vars(request.fetch_var_names)
-        results = self.engine.run(feeds, [v.name for v in fetch])
-        return [to_tensor(results[v.name], name=v.name, alias_name=v.alias) for v in fetch]
+        results = self.engine.run(feeds, list(dict.fromkeys(v.name for _, v in fetch)))
+        return [to_tensor(results[v.name], name=v.name, alias_name=asked) for asked, v in fetch]
 
     def _decode_feeds(self, tensors) -> dict[str, np.ndarray]:
         if not tensors:
@@ -86,19 +86,16 @@ class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
             raise BadRequest(f"missing feed {missing}")
         return feeds
 
-    def _fetch_vars(self, names) -> list[Var]:
+    def _fetch_vars(self, names) -> list[tuple[str, Var]]:
+        """(name as asked, variable) per output: the reply keeps the caller's name, alias or
+        real, so a client finds each output under the name it asked for."""
         if not names:
-            return self.fetch_order
+            return [(v.alias, v) for v in self.fetch_order]
         unknown = [n for n in names if n not in self.fetches]
         if unknown:
             raise BadRequest(f"unknown fetch name {unknown}; this model gives "
                              f"{[v.alias for v in self.fetch_order]}")
-        return [self.fetches[n] for n in names]
-
-
-def _by_name(variables: tuple[Var, ...]) -> dict[str, Var]:
-    """Index by alias and by real name: clients may use either."""
-    return {**{v.name: v for v in variables}, **{v.alias: v for v in variables}}
+        return [(n, self.fetches[n]) for n in names]
 
 
 def _check_shape(label: str, shape: list[int], expected: list[int]) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from pdserving.engine.paddle_engine import PaddleEngine
 from pdserving.net import PortInUse, free_port
+from pdserving.ops.resize import det_resize
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
 from pdserving.rpc import server as rpc_server
@@ -20,6 +21,7 @@ from tests.helpers.images import det_batch, text_image
 from tests.helpers.paths import ROOT
 
 FETCH = "sigmoid_0.tmp_0"
+ALIAS_2020 = "concat_1.tmp_0"  # its alias in the config (package.FETCH_ALIASES)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +48,12 @@ def request(batch, alias="image", fetch=(FETCH,), **tensor_kw) -> pb.Request:
                       fetch_var_names=list(fetch), log_id=7)
 
 
-def ok(response: pb.Response) -> np.ndarray:
+def ok(response: pb.Response, asked: str = FETCH) -> np.ndarray:
+    """The first output, which must carry the name it was asked by."""
     assert response.err_no == 0, response.err_msg
     assert response.log_id == 7
     t = response.outputs[0].tensor[0]
-    assert (t.name, t.alias_name) == (FETCH, FETCH)
+    assert (t.name, t.alias_name) == (FETCH, asked)
     return from_tensor(t)
 
 
@@ -75,8 +78,22 @@ def test_batch_of_two_and_real_feed_name(stub):
 
 def test_empty_fetch_means_all_outputs_and_debug_answers_too(stub):
     for method in (stub.inference, stub.debug):
-        assert ok(method(request(np.zeros((1, 3, 32, 32), np.float32), fetch=()))).shape == \
-            (1, 1, 32, 32)
+        out = ok(method(request(np.zeros((1, 3, 32, 32), np.float32), fetch=())),
+                 asked=ALIAS_2020)
+        assert out.shape == (1, 1, 32, 32)
+
+
+def test_the_2020_fetch_name_is_an_alias_of_the_probability_map(stub):
+    """The 2020 scripts fetch ``concat_1.tmp_0``: the config's alias of the det output. Asked by
+    both names at once, the one output comes back twice, each under the name asked."""
+    x = det_batch(det_resize(text_image())[0])
+    reply = stub.inference(request(x, fetch=(ALIAS_2020, FETCH)))
+    assert reply.err_no == 0, reply.err_msg
+    by_alias, by_name = reply.outputs[0].tensor
+    assert (by_alias.alias_name, by_name.alias_name) == (ALIAS_2020, FETCH)
+    assert by_alias.name == by_name.name == FETCH
+    np.testing.assert_array_equal(from_tensor(by_alias), from_tensor(by_name))
+    assert from_tensor(by_alias).max() > 0.9  # a real probability map: the text is found
 
 
 BAD_REQUESTS = {
