@@ -19,6 +19,9 @@ $(STAMP): Makefile requirements.txt requirements-common.txt requirements-gpu.txt
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip uv==$(UV_VERSION)
 	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --reinstall --compile-bytecode -r $(REQ)
+	# pdserving and the 2020 package names (paddle_serving_client, ...) importable from any folder,
+	# as Paddle Serving's were: a 2020 script runs where its model folders are.
+	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -145,6 +145,20 @@ class RemoteModel:
         self.connection.close()
 
 
+def check_request(feed, fetch, known_fetch) -> tuple[list[dict], list[str]]:
+    """Paddle Serving's checks of ``predict(feed, fetch)``, with its messages: the feed as a list
+    of dicts and the fetch as a list of names (each known, unless ``known_fetch`` is empty)."""
+    if feed is None or fetch is None:
+        raise ValueError("You should specify feed and fetch for prediction")
+    fetch = [fetch] if isinstance(fetch, str) else list(fetch)
+    if not fetch or (known_fetch and any(f not in known_fetch for f in fetch)):
+        raise ValueError("Fetch names should not be empty or out of saved fetch list.")
+    samples = [feed] if isinstance(feed, dict) else list(feed)
+    if not samples:
+        raise ValueError("You should specify feed and fetch for prediction")
+    return samples, fetch
+
+
 class Client:
     """Paddle Serving's ``Client``: config, connect, ``predict(feed, fetch)``."""
 
@@ -169,14 +183,7 @@ class Client:
     def predict(self, feed=None, fetch=None, batch: bool = False,
                 log_id: int = 0) -> dict[str, np.ndarray]:
         """Run one request; without ``batch`` each feed dict is one sample (no batch dim)."""
-        if feed is None or fetch is None:
-            raise ValueError("You should specify feed and fetch for prediction")
-        fetch = [fetch] if isinstance(fetch, str) else list(fetch)
-        if not fetch or (self.fetches and any(f not in self.fetches for f in fetch)):
-            raise ValueError("Fetch names should not be empty or out of saved fetch list.")
-        samples = [feed] if isinstance(feed, dict) else list(feed)
-        if not samples:
-            raise ValueError("You should specify feed and fetch for prediction")
+        samples, fetch = check_request(feed, fetch, self.fetches)
         tensors = [self._feed_tensor(name, [s[name] for s in samples], batch)
                    for name in samples[0]]
         if self.connection is None:

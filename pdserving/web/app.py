@@ -63,19 +63,27 @@ class WebSettings:
 
 
 def create_app(handler: Handler, settings: WebSettings = WebSettings(),
-               on_shutdown: Sequence[Callable[[], None]] = ()) -> Starlette:
-    """The ASGI app serving ``handler``; ``on_shutdown`` callbacks run (in order, each even if
-    another failed) after in-flight requests have finished at server shutdown."""
+               on_shutdown: Sequence[Callable[[], None]] = (), *,
+               answer: Callable[[bytes], dict] | None = None,
+               path: str = PREDICT_PATH) -> Starlette:
+    """The ASGI app serving ``handler`` on ``POST path``; ``on_shutdown`` callbacks run (in
+    order, each even if another failed) after in-flight requests have finished at server
+    shutdown.
+
+    ``answer`` (blocking: request body -> ``result`` object) replaces SPEC section 4's parsing
+    and decoding for a front with its own request form, e.g. the 2020 ``WebService`` whose hooks
+    get the feed as sent; the limits, errors, health and metrics stay the same.
+    """
     admission = Admission(settings.max_in_flight, settings.max_queue, settings.retry_after)
     metrics.IN_FLIGHT.labels(handler.name).set_function(lambda: admission.running)
     metrics.QUEUED.labels(handler.name).set_function(lambda: admission.waiting)
+    answer = answer or partial(_predict, handler, settings)
 
     async def predict(request: Request) -> Response:
         with admission.ticket():
             with anyio.move_on_after(settings.request_timeout):
                 body = await _read_body(request, settings.max_body_bytes)
-                work = partial(_predict, handler, settings, body)
-                return JSONResponse({"result": await admission.run(work)})
+                return JSONResponse({"result": await admission.run(partial(answer, body))})
         raise Unavailable(f"request timed out after {settings.request_timeout:g} s",
                           settings.retry_after)
 
@@ -97,7 +105,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
                 log.exception("%s: shutdown callback %r failed", handler.name, callback)
 
     routes = [
-        Route(PREDICT_PATH, predict, methods=["POST"]),
+        Route(path, predict, methods=["POST"]),
         Route("/health", _health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
@@ -111,6 +119,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
         lifespan=lifespan,
     )
     app.state.service = handler.name
+    app.state.predict_path = path
     return app
 
 

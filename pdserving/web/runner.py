@@ -42,10 +42,11 @@ def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
         print(f"error: {e}", file=sys.stderr)
         return 1
     service = getattr(app.state, "service", "web")
+    path = getattr(app.state, "predict_path", PREDICT_PATH)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             timeout_graceful_shutdown=graceful_timeout)
     server = _Server(config, f"pdserving {service} service ready on "
-                             f"http://{host}:{sock.getsockname()[1]}{PREDICT_PATH}")
+                             f"http://{host}:{sock.getsockname()[1]}{path}")
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

@@ -24,6 +24,12 @@ def parse_prediction(body: bytes, outputs: tuple[str, ...], max_images: int) -> 
     Raises BadRequest naming the first problem found, PayloadTooLarge for more than
     ``max_images`` images.
     """
+    doc = load_request(body, outputs[0])
+    return Prediction(_images(doc["feed"], max_images), _fetch(doc["fetch"], outputs))
+
+
+def load_request(body: bytes, example_fetch: str = "res") -> dict:
+    """The body as a JSON object with ``feed`` and ``fetch`` keys, their values unchecked."""
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
@@ -33,8 +39,8 @@ def parse_prediction(body: bytes, outputs: tuple[str, ...], max_images: int) -> 
     missing = [key for key in ("feed", "fetch") if key not in doc]
     if missing:
         raise BadRequest(f"missing {' and '.join(repr(k) for k in missing)}: expected "
-                         '{"feed": [{"image": "<base64>"}], "fetch": ["' + outputs[0] + '"]}')
-    return Prediction(_images(doc["feed"], max_images), _fetch(doc["fetch"], outputs))
+                         '{"feed": [{"image": "<base64>"}], "fetch": ["' + example_fetch + '"]}')
+    return doc
 
 
 def _images(feed: object, max_images: int) -> list[str]:
