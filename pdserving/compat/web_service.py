@@ -20,6 +20,7 @@ import threading
 from typing import Any, Callable
 
 import numpy as np
+from starlette.applications import Starlette
 
 from pdserving.compat.local_predict import Debugger, fail
 from pdserving.engine import EngineError, EngineOptions, check_options
@@ -107,15 +108,18 @@ class WebService:
 
     def run_web_service(self) -> None:
         """Serve ``POST /<name>/prediction`` on 0.0.0.0:<port> until SIGTERM or Ctrl-C."""
-        if self.client is None:
-            raise fail("call run_rpc_service() or run_debugger_service() before "
-                       "run_web_service()")
-        app = create_app(self, self.settings, on_shutdown=[self.close], answer=self.answer,
-                         path=f"/{self.name}/prediction")
-        code = run(app, "0.0.0.0", self.port)
+        code = run(self.app(), "0.0.0.0", self.port)
         self.close()
         if code:
             raise SystemExit(code)
+
+    def app(self) -> Starlette:
+        """The ASGI app ``run_web_service`` serves (for another ASGI server, or a test)."""
+        if self.client is None:
+            raise fail("call run_rpc_service() or run_debugger_service() before "
+                       "run_web_service()")
+        return create_app(self, self.settings, on_shutdown=[self.close], answer=self.answer,
+                          path=f"/{self.name}/prediction")
 
     # -- the hooks a subclass overrides ----------------------------------------------------------
 
