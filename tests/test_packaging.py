@@ -70,8 +70,10 @@ def wheel(tmp_path_factory) -> Path:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "pdserving", src / "pdserving",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package in ("pdserving", "paddle_serving_client", "paddle_serving_app",
+                    "paddle_serving_server", "paddle_serving_server_gpu"):
+        shutil.copytree(ROOT / package, src / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
          "-q", "-w", tmp / "dist", src], cwd=tmp)
     (whl,) = (tmp / "dist").glob("pdserving-*.whl")
@@ -112,7 +114,7 @@ def server_packages() -> set[str]:
 
 IMPORT_CHECK = f"""
 import json, sys
-import pdserving, pdserving.client
+import pdserving, pdserving.client, paddle_serving_client  # the 2020 name of the client too
 print(json.dumps({{"file": pdserving.__file__,
                    "heavy": [m for m in {HEAVY_MODULES!r} if m in sys.modules]}}))
 """
@@ -131,7 +133,12 @@ def test_wheel_holds_the_package_its_data_and_scripts(wheel):
         assert f"pdserving/proto/{f}" in names
     assert {"pdserving/serve.py", "pdserving/client.py", "pdserving/rpc/client.py",
             "pdserving/web/app.py", "pdserving/engine/openvino_engine.py"} <= names
-    assert not any(n.startswith(("tests/", "bench/", "samples/")) for n in names)
+    assert {"paddle_serving_client/__init__.py", "paddle_serving_app/reader.py",
+            "paddle_serving_app/local_predict.py", "paddle_serving_app/package.py",
+            "paddle_serving_server/web_service.py", "paddle_serving_server/serve.py",
+            "paddle_serving_server_gpu/web_service.py", "paddle_serving_server_gpu/serve.py",
+            "pdserving/compat/web_service.py"} <= names
+    assert not any(n.startswith(("tests/", "bench/", "samples/", "examples/")) for n in names)
     for script in ("pdserving-serve = pdserving.serve:main",
                    "pdserving-package = pdserving.package:main",
                    "pdserving-convert = pdserving.convert:main"):
