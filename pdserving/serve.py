@@ -24,8 +24,10 @@ GRACE_S = 5.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    console = Path(sys.argv[0]).name == "pdserving-serve"  # the installed console script
-    p = argparse.ArgumentParser(prog=None if console else "python -m pdserving.serve",
+    # "python -m pdserving.serve" (or the 2020 name, paddle_serving_server.serve) in the usage;
+    # the console script pdserving-serve has no module spec and keeps its own name.
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    p = argparse.ArgumentParser(prog=f"python -m {spec.name}" if spec else None,
                                 description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="server model folder (e.g. ocr_det_model)")
     p.add_argument("--port", type=int, default=9393)
