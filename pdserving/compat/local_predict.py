@@ -21,6 +21,12 @@ from pdserving.rpc.client import check_request
 from pdserving.rpc.codec import numpy_dtype
 
 
+def device_options(gpu_id: int | None, threads: int | None = None) -> EngineOptions:
+    """The engine for a device, as the services choose it: Paddle on a GPU, else OpenVINO."""
+    return EngineOptions(engine="openvino" if gpu_id is None else "paddle", gpu_id=gpu_id,
+                         threads=threads)
+
+
 def fail(error: object) -> SystemExit:
     """A start-up problem of a 2020 script as one line on stderr, not a traceback: the scripts
     call these methods at module level."""
@@ -42,8 +48,7 @@ class Debugger:
         """Load and warm up the model; on a Paddle build without CUDA, ``gpu=True`` ends the
         script with the one-line GPU error. (``profile`` and Paddle Serving's other tuning
         arguments are accepted and ignored.)"""
-        options = EngineOptions(engine="paddle" if gpu else "openvino",
-                                gpu_id=gpu_id if gpu else None, threads=cpu_num)
+        options = device_options(gpu_id if gpu else None, threads=cpu_num)
         try:
             self.folder = ModelFolder.read(ensure_model(model_path))
             self.loaded = load_models({"model": self.folder}, options,

@@ -12,6 +12,7 @@ from the model folder, not from the command line; box lists come back as (K, 4, 
 
 from __future__ import annotations
 
+import inspect
 import os
 import urllib.request
 from pathlib import Path
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 
 from pdserving import package
-from pdserving.engine.model_folder import DICT_NAME, ModelFolder
+from pdserving.engine.model_folder import BEST_PATH, DICT_NAME, ModelFolder
 from pdserving.errors import BadRequest
 from pdserving.ops import crop, ctc, db, resize
 
@@ -34,8 +35,9 @@ DEFAULT_REC_HEIGHT = 48  # the bundled PP-OCRv4 rec model
 
 # The rec model's outputs, under the 2020 model's names (the bundled config's aliases) first,
 # then the names the bundled model really has.
-BEST_PATH_KEYS = ("ctc_greedy_decoder_0.tmp_0", "ctc_best_path_0.tmp_0")
-PROBS_KEYS = ("softmax_0.tmp_0", "softmax_11.tmp_0")
+_BEST_ALIAS, _PROBS_ALIAS = package.FETCH_ALIASES["ocr_rec"]
+BEST_PATH_KEYS = (_BEST_ALIAS, BEST_PATH)
+PROBS_KEYS = (_PROBS_ALIAS, "softmax_11.tmp_0")
 
 
 def _image(op: str, img: Any, channels_last: bool = True) -> np.ndarray:
@@ -170,8 +172,10 @@ class DBPostProcess:
     scripts passed (the original required all four and fixed ``min_size`` at 3).
     """
 
-    DEFAULTS = {"thresh": 0.3, "box_thresh": 0.5, "max_candidates": 1000, "unclip_ratio": 1.5,
-                "min_size": 3}
+    # db.db_postprocess's own keyword defaults: the values the 2020 OCR scripts passed.
+    DEFAULTS = {name: p.default for name, p in
+                inspect.signature(db.db_postprocess).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
     def __init__(self, params: Mapping[str, float] | None = None):
         params = dict(params or {})

@@ -14,6 +14,7 @@ request at a time unless the subclass sets ``thread_safe = True``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -22,8 +23,8 @@ from typing import Any, Callable
 import numpy as np
 from starlette.applications import Starlette
 
-from pdserving.compat.local_predict import Debugger, fail
-from pdserving.engine import EngineError, EngineOptions, check_options
+from pdserving.compat.local_predict import Debugger, device_options, fail
+from pdserving.engine import EngineError, check_options
 from pdserving.errors import ServingError
 from pdserving.launcher import ServerProcess, model_server
 from pdserving.net import free_port
@@ -82,10 +83,13 @@ class WebService:
         """The model behind pdserving's gRPC model server, a child process on the first free
         port from 12000; ``self.client`` is a ``Client`` connected to it."""
         model_dir = self._model_dir()
-        options = self._engine_options()
-        args = ["--engine", options.engine]
-        if options.gpu_id is not None:
-            args += ["--gpu_ids", str(options.gpu_id)]
+        gpu_id = self._gpu_id()
+        try:  # here, not in the child: its multi-line failure would be all the user sees
+            check_options(device_options(gpu_id))
+        except EngineError as e:
+            raise fail(e) from None
+        # pdserving.serve picks the engine for the device as device_options does
+        args = [] if gpu_id is None else ["--gpu_ids", str(gpu_id)]
         server = model_server(model_dir, free_port(RPC_PORT), extra_args=args)
         try:
             server.start()
@@ -100,10 +104,9 @@ class WebService:
     def run_debugger_service(self, gpu: bool = False) -> None:
         """The model in this process (``Debugger``)."""
         model_dir = self._model_dir()
-        options = self._engine_options(gpu)
-        debugger = Debugger()
-        debugger.load_model_config(model_dir, gpu=options.gpu_id is not None,
-                                   gpu_id=options.gpu_id or 0)
+        gpu_id = self._gpu_id(gpu)
+        debugger = Debugger()  # checks the device as it loads (one line on failure)
+        debugger.load_model_config(model_dir, gpu=gpu_id is not None, gpu_id=gpu_id or 0)
         self.client = debugger
 
     def run_web_service(self) -> None:
@@ -136,9 +139,7 @@ class WebService:
     def answer(self, body: bytes) -> Any:
         """One request (blocking): the hooks around a model call, JSON-ready."""
         request = load_request(body)
-        if self.thread_safe:
-            return _plain(self._answer(request))
-        with self._hooks:
+        with contextlib.nullcontext() if self.thread_safe else self._hooks:
             return _plain(self._answer(request))
 
     def _answer(self, request: dict) -> Any:
@@ -184,16 +185,11 @@ class WebService:
             raise fail("call load_model_config(model_dir) first")
         return self.model_config
 
-    def _engine_options(self, gpu: bool = False) -> EngineOptions:
-        """The device asked for, checked now: without CUDA the script ends with one line."""
-        on_gpu = gpu or self.device == "gpu"
-        gpu_id = (self.gpus[0] if self.gpus else self.gpuid) if on_gpu else None
-        options = EngineOptions(engine="paddle" if on_gpu else "openvino", gpu_id=gpu_id)
-        try:
-            check_options(options)
-        except EngineError as e:
-            raise fail(e) from None
-        return options
+    def _gpu_id(self, gpu: bool = False) -> int | None:
+        """The GPU asked for (``set_gpus`` first, then ``prepare_server``'s), None for CPU."""
+        if not (gpu or self.device == "gpu"):
+            return None
+        return self.gpus[0] if self.gpus else self.gpuid
 
 
 def _plain(value: Any) -> Any:
