@@ -31,6 +31,7 @@ from pdserving import metrics
 from pdserving.errors import BadRequest, PayloadTooLarge, ServingError, Unavailable
 from pdserving.imageio import decode_base64_image
 from pdserving.web.limits import Admission
+from pdserving.web.page import page_route
 from pdserving.web.schemas import parse_prediction
 
 PREDICT_PATH = "/ocr/prediction"
@@ -77,6 +78,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
     admission = Admission(settings.max_in_flight, settings.max_queue, settings.retry_after)
     metrics.IN_FLIGHT.labels(handler.name).set_function(lambda: admission.running)
     metrics.QUEUED.labels(handler.name).set_function(lambda: admission.waiting)
+    own_form = answer is not None
     answer = answer or partial(_predict, handler, settings)
 
     async def predict(request: Request) -> Response:
@@ -110,6 +112,8 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
+    if not own_form:  # a front with its own request form would need a page of its own
+        routes.append(page_route(handler.name, path, handler.outputs))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(_RequestMetrics, service=handler.name,
