@@ -135,7 +135,7 @@ def _profile(handler, names: list[str], bodies: list[bytes]) -> list[ImageProfil
     settings = WebSettings()
 
     def decode(body: bytes) -> np.ndarray:
-        request = parse_prediction(body, handler.outputs, settings.max_images)
+        request = parse_prediction(body, handler.name, handler.outputs, settings.max_images)
         return decode_base64_image(request.images[0], settings.max_image_pixels)
 
     pipeline(decode(bodies[0]))  # warm-up: first-call costs belong to cold start, not here

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Annotated, Callable, ClassVar, Sequence, get_type_hints
 
 import numpy as np
+from pydantic import ConfigDict, Field, with_config
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from pdserving import metrics, modelconf
 from pdserving.engine import EngineOptions, Model
@@ -23,6 +25,49 @@ from pdserving.pipeline import Detector, OcrOptions, OcrPipeline, Recognizer
 from pdserving.rpc.client import RemoteModel
 
 ReadyCheck = Callable[[], "str | None"]
+
+# The ``result`` objects, as types: the OpenAPI document (pdserving.web.openapi) is generated from
+# them, and the tests check every answer against it.
+Point = Annotated[list[int], Field(min_length=2, max_length=2, description="[x, y]")]
+Box = Annotated[list[Point], Field(min_length=4, max_length=4, description=(
+    "A text line's corners in the original image's pixels: top-left, top-right, "
+    "bottom-right, bottom-left."))]
+Texts = Annotated[list[str], Field(description="The text lines.")]
+Scores = Annotated[list[float], Field(description="Each line's recognition score, 0 to 1.")]
+Boxes = Annotated[list[Box], Field(description="The text boxes, in reading order.")]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class OcrResult(TypedDict, total=False):
+    """One image's text lines in reading order: the outputs asked for in `fetch`, aligned."""
+
+    res: Texts
+    dt_boxes: Boxes
+    rec_scores: Scores
+
+
+@with_config(ConfigDict(extra="forbid"))
+class DetResult(TypedDict):
+    """One image's text boxes."""
+
+    dt_boxes: Boxes
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RecResult(TypedDict, total=False):
+    """One text line per feed image, in feed order: the outputs asked for in `fetch`."""
+
+    res: Texts
+    rec_scores: Scores
+
+
+def per_image(one: type) -> type:
+    """The result type for several images (``_shape``): each output a list, one per image."""
+    fields = {name: list[tp] for name, tp in get_type_hints(one, include_extras=True).items()}
+    several = TypedDict(f"{one.__name__}PerImage", fields, total=one.__total__)  # type: ignore
+    several.__doc__ = "Several images: each output a list with one entry per image, in order."
+    several.__pydantic_config__ = one.__pydantic_config__
+    return several
 
 
 def _shape(per_image: list[dict], fetch: Sequence[str]) -> dict:
@@ -61,6 +106,7 @@ class OcrHandler(_Handler):
     pipeline: OcrPipeline
     name: str = "ocr"
     outputs: tuple[str, ...] = ("res", "dt_boxes", "rec_scores")
+    result_type: ClassVar[object] = OcrResult | per_image(OcrResult)
 
     def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
         per_image = []
@@ -83,6 +129,7 @@ class DetHandler(_Handler):
     detector: Detector
     name: str = "det"
     outputs: tuple[str, ...] = ("dt_boxes", "res")
+    result_type: ClassVar[object] = DetResult | per_image(DetResult)
 
     def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
         per_image = [{"dt_boxes": _boxes_json(self.detector(img))} for img in images]
@@ -96,6 +143,7 @@ class RecHandler(_Handler):
     recognizer: Recognizer
     name: str = "rec"
     outputs: tuple[str, ...] = ("res", "rec_scores")
+    result_type: ClassVar[object] = RecResult
 
     def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
         results = self.recognizer(images)

@@ -31,8 +31,9 @@ from pdserving import metrics
 from pdserving.errors import BadRequest, PayloadTooLarge, ServingError, Unavailable
 from pdserving.imageio import decode_base64_image
 from pdserving.web.limits import Admission
+from pdserving.web.openapi import docs_routes
 from pdserving.web.page import page_route
-from pdserving.web.schemas import parse_prediction
+from pdserving.web.schemas import ErrorBody, Status, parse_prediction
 
 PREDICT_PATH = "/ocr/prediction"
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 class Handler(Protocol):
     name: str                   # "ocr" | "det" | "rec": in logs and metrics labels
     outputs: tuple[str, ...]    # fetch names it can produce; outputs[0] is the default
+    result_type: object         # what __call__ returns, as a type (the OpenAPI document's)
 
     def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
         """Blocking: decoded 8-bit BGR images in, the ``result`` object out (SPEC section 4).
@@ -94,7 +96,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
         if reason:
             return _error(503, 503, f"not ready: {reason}",
                           {"Retry-After": _seconds(settings.retry_after)})
-        return JSONResponse({"status": "ready"})
+        return JSONResponse(Status(status="ready"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -112,8 +114,9 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
-    if not own_form:  # a front with its own request form would need a page of its own
+    if not own_form:  # a front with its own request form would need a page and docs of its own
         routes.append(page_route(handler.name, path, handler.outputs))
+        routes.extend(docs_routes(handler, settings, path, page=True))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(_RequestMetrics, service=handler.name,
@@ -129,7 +132,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
 
 def _predict(handler: Handler, settings: WebSettings, body: bytes) -> dict:
     """The blocking part of a prediction: parse, decode every image, call the handler."""
-    request = parse_prediction(body, handler.outputs, settings.max_images)
+    request = parse_prediction(body, handler.name, handler.outputs, settings.max_images)
     images = []
     for i, b64 in enumerate(request.images):
         try:
@@ -158,7 +161,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 async def _health(request: Request) -> Response:
-    return JSONResponse({"status": "alive"})
+    return JSONResponse(Status(status="alive"))
 
 
 async def _metrics(request: Request) -> Response:
@@ -171,7 +174,7 @@ def _seconds(value: float) -> str:
 
 def _error(status: int, err_no: int, message: str, headers: dict | None = None) -> Response:
     """SPEC section 4's error body: the message in both ``result`` and ``err_msg``."""
-    return JSONResponse({"result": message, "err_no": err_no, "err_msg": message}, status,
+    return JSONResponse(ErrorBody(result=message, err_no=err_no, err_msg=message), status,
                         headers)
 
 

@@ -101,7 +101,7 @@ from pdserving.web.runner import run
 cfg = json.loads(sys.argv[1])
 
 class Sleepy:
-    name, outputs = "sleepy", ("res",)
+    name, outputs, result_type = "sleepy", ("res",), dict
     def __call__(self, images, fetch):
         time.sleep(cfg.get("delay", 0))
         return {"res": [f"{img.shape[1]}x{img.shape[0]}" for img in images]}

@@ -166,6 +166,7 @@ class FakeHandler:
 
     name = "fake"
     outputs = ("res",)
+    result_type = dict
 
     def __init__(self, error: Exception | None = None, not_ready: str | None = None):
         self.error = error

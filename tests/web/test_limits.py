@@ -112,6 +112,7 @@ def test_errors_of_the_job_reach_the_caller(admission_of):
 class Sleepy:
     name = "sleepy"
     outputs = ("res",)
+    result_type = dict
     delay = 0.0
 
     def __call__(self, images, fetch):

@@ -12,7 +12,7 @@ OUTPUTS = ("res", "dt_boxes", "rec_scores")
 
 def parse(doc, max_images: int = 3):
     raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-    return parse_prediction(raw, OUTPUTS, max_images)
+    return parse_prediction(raw, "ocr", OUTPUTS, max_images)
 
 
 def test_a_valid_request():
@@ -34,7 +34,7 @@ def test_fetch_forms(fetch, expected):
     (b"", "body is not valid JSON"),
     (b"\x80", "body is not valid JSON"),
     (b"[" * 50_000 + b"]" * 50_000, "body is not valid JSON"),
-    (b"1" * 5000, "body is not valid JSON"),  # beyond Python's int digit limit
+    (b"1" * 5000, "body is not valid JSON"),  # a number beyond the parser's range
     ([], "body must be a JSON object"),
     ("feed", "body must be a JSON object"),
     ({}, "missing 'feed' and 'fetch'"),
@@ -43,8 +43,8 @@ def test_fetch_forms(fetch, expected):
     ({"feed": None, "fetch": []}, "feed must be a non-empty list"),
     ({"feed": "aa", "fetch": []}, "feed must be a non-empty list"),
     ({"feed": [], "fetch": []}, "feed must be a non-empty list"),
-    ({"feed": [{"image": "aa"}, {}], "fetch": []}, 'feed[1] must be an object with an "image"'),
-    ({"feed": [["aa"]], "fetch": []}, 'feed[0] must be an object with an "image"'),
+    ({"feed": [{"image": "aa"}, {}], "fetch": []}, 'feed[1] must be an object with an "image" key'),
+    ({"feed": [["aa"]], "fetch": []}, 'feed[0] must be an object with an "image" key'),
     ({"feed": [{"image": None}], "fetch": []}, "feed[0].image must be a base64 string"),
     ({"feed": [{"image": ["aa"]}], "fetch": []}, "feed[0].image must be a base64 string"),
     ({"feed": [{"image": "aa"}], "fetch": None}, "fetch must be a string or a list of strings"),

@@ -1,0 +1,133 @@
+"""``GET /openapi.json`` and ``GET /docs``: the service described as OpenAPI 3.1, and Swagger UI.
+
+The schemas are generated (pydantic) from the types the code parses and answers with: the
+request type of ``pdserving.web.schemas``, the handler's ``result_type``, ``ErrorBody``,
+``Status``; the error statuses from ``pdserving.errors``. Swagger UI's files come from the
+``swagger-ui-py`` package and are served from this process, so ``/docs`` works offline.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib import resources
+from pathlib import Path
+
+from pydantic import TypeAdapter
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from typing_extensions import TypedDict
+
+import pdserving
+from pdserving.errors import BadRequest, PayloadTooLarge, ServingError, Unavailable
+from pdserving.web.schemas import ErrorBody, Status, request_type
+
+_REF = "#/components/schemas/{model}"
+
+
+class _Document:
+    """An OpenAPI document being written: named schemas go to ``components``."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, dict] = {}
+
+    def schema(self, tp: object) -> dict:
+        """A reference to ``tp``'s schema (named by its class), or the schema itself."""
+        schema = TypeAdapter(tp).json_schema(ref_template=_REF)
+        self.schemas.update(schema.pop("$defs", {}))
+        name = getattr(tp, "__name__", None)
+        if name and schema.get("title") == name:
+            self.schemas[name] = schema
+            return {"$ref": _REF.format(model=name)}
+        return schema
+
+    def json(self, description: str, tp: object, headers: dict | None = None) -> dict:
+        response = {"description": description,
+                    "content": {"application/json": {"schema": self.schema(tp)}}}
+        if headers:
+            response["headers"] = headers
+        return response
+
+    def error(self, exc: type[ServingError], description: str | None = None) -> dict:
+        """The error body; the description is the exception's docstring unless given."""
+        headers = None
+        if exc is Unavailable:
+            headers = {"Retry-After": {"description": "Seconds to wait before trying again.",
+                                       "schema": {"type": "integer"}}}
+        return self.json(description or exc.__doc__, ErrorBody, headers)
+
+
+def _content(media_type: str, description: str) -> dict:
+    return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+
+
+def document(handler, settings, path: str, page: bool) -> dict:
+    """The OpenAPI 3.1 document of an app serving ``handler`` on ``POST path`` (with the page
+    on ``GET /`` when ``page``), its limits from ``settings`` (``WebSettings``)."""
+    doc = _Document()
+    name = handler.name
+    answer = TypedDict(f"{name.capitalize()}Answer", {"result": handler.result_type})  # type: ignore
+    predict = {
+        "summary": f"Run the {name} service on images",
+        "operationId": f"{name}_prediction",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": doc.schema(request_type(name, handler.outputs, settings.max_images))}}},
+        "responses": {
+            "200": doc.json("The outputs asked for in `fetch`.", answer),
+            "400": doc.error(BadRequest),
+            "413": doc.error(PayloadTooLarge, (
+                f"Over a limit: a body of {settings.max_body_bytes} bytes, an image of "
+                f"{settings.max_image_pixels} pixels, {settings.max_images} images a request.")),
+            "500": doc.error(ServingError, "A bug in the service; the server logs it."),
+            "503": doc.error(Unavailable, (
+                f"Overloaded ({settings.max_in_flight + settings.max_queue} requests already "
+                f"in, or this one took over {settings.request_timeout:g} s), or a model "
+                "server it needs is down: try again later.")),
+        },
+    }
+    paths = {
+        path: {"post": predict},
+        "/health": {"get": {"summary": "Liveness", "operationId": "health",
+                            "responses": {"200": doc.json("The process serves HTTP.", Status)}}},
+        "/ready": {"get": {"summary": "Readiness", "operationId": "ready", "responses": {
+            "200": doc.json("The models (and model servers) answer.", Status),
+            "503": doc.error(Unavailable, "Not ready yet: the message says why.")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
+                             "responses": {"200": _content("text/plain",
+                                                           "The text exposition format.")}}},
+        "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                  "responses": {"200": {"description": "OpenAPI 3.1",
+                                                        "content": {"application/json": {}}}}}},
+        "/docs": {"get": {"summary": "This document in Swagger UI", "operationId": "docs",
+                          "responses": {"200": _content("text/html", "Swagger UI")}}},
+    }
+    if page:
+        paths["/"] = {"get": {"summary": "A page to try the service in a browser",
+                              "operationId": "page",
+                              "responses": {"200": _content("text/html", "The page")}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"pdserving {name} service", "version": pdserving.__version__,
+                 "description": "PaddleOCR's Paddle Serving deployment, re-created: "
+                                "SPEC section 4's HTTP protocol."},
+        "paths": paths,
+        "components": {"schemas": dict(sorted(doc.schemas.items()))},
+    }
+
+
+def docs_routes(handler, settings, path: str, page: bool) -> list[BaseRoute]:
+    """``/openapi.json``, ``/docs`` and Swagger UI's files under ``/docs/static``."""
+    spec = document(handler, settings, path, page)
+    html = (resources.files(__package__) / "static" / "docs.html").read_text("utf-8")
+    swagger = Path(importlib.util.find_spec("swagger_ui").submodule_search_locations[0])
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(spec)
+
+    async def docs(request: Request) -> HTMLResponse:
+        return HTMLResponse(html)
+
+    return [Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+            Mount("/docs/static", StaticFiles(directory=swagger / "static"))]
