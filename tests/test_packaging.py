@@ -132,7 +132,8 @@ def test_wheel_holds_the_package_its_data_and_scripts(wheel):
               "general_model_service_pb2_grpc.py"):
         assert f"pdserving/proto/{f}" in names
     assert {"pdserving/serve.py", "pdserving/client.py", "pdserving/rpc/client.py",
-            "pdserving/web/app.py", "pdserving/engine/openvino_engine.py"} <= names
+            "pdserving/web/app.py", "pdserving/engine/openvino_engine.py",
+            "pdserving/web/static/page.html", "pdserving/web/static/docs.html"} <= names
     assert {"paddle_serving_client/__init__.py", "paddle_serving_app/reader.py",
             "paddle_serving_app/local_predict.py", "paddle_serving_app/package.py",
             "paddle_serving_server/web_service.py", "paddle_serving_server/serve.py",
