@@ -1,0 +1,224 @@
+"""The page ``GET /`` serves, in Chromium, against real services and models: choose, drop or
+paste an image, see its boxes over it and its lines with their scores.
+
+Every test ends with ``log.assert_clean()``: no console error (but the ones a test provokes on
+purpose) and no request to any host but 127.0.0.1 (the page is self-contained).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from typing import Iterator
+
+import cv2
+import httpx
+import pytest
+from playwright.sync_api import Browser, Locator, Page
+
+from tests.helpers.browser import VIEWPORT, Log, browser_page, chromium
+from tests.helpers.images import encode, text_line
+from tests.helpers.paths import SAMPLES
+from tests.helpers.servers import Service, script, started
+
+WAIT_MS = 60_000  # for one answer (the first request of a service warms its models up)
+
+# Chromium logs this console error for any fetch answered 4xx/5xx, even when the page handles
+# the answer (here: shows its err_msg). Tests that send a bad file on purpose expect it.
+STATUS_400 = "the server responded with a status of 400"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(params=["fast_ocr", "standard_ocr"])
+def ocr(request) -> Service:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module")
+def det_only(model_root) -> Iterator[Service]:
+    with started(script("det_local_server.py", "cpu", "--model_root", str(model_root))) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def rec_only(model_root) -> Iterator[Service]:
+    with started(script("rec_local_server.py", "cpu", "--model_root", str(model_root))) as s:
+        yield s
+
+
+@contextlib.contextmanager
+def opened(browser: Browser, service: Service) -> Iterator[tuple[Page, Log]]:
+    with browser_page(service.base + "/", browser=browser) as (page, log):
+        yield page, log
+
+
+def result(page: Page, n: int, state: str = "done") -> Locator:
+    """Card ``n`` (1 = the first file given to the page) once answered, in ``state``."""
+    card = page.locator(f"#result-{n}")
+    page.locator(f"#result-{n}:is([data-state=done], [data-state=error])").wait_for(
+        timeout=WAIT_MS)
+    assert card.get_attribute("data-state") == state, card.inner_text()
+    return card
+
+
+def lines(card: Locator) -> list[str]:
+    return card.locator("ol.lines > li .text").all_inner_texts()
+
+
+def geometry(card: Locator) -> dict:
+    """Where the image and each drawn box are on screen (CSS pixels)."""
+    return card.evaluate("""card => {
+        const rect = (e) => { const r = e.getBoundingClientRect();
+                              return [r.left, r.top, r.right, r.bottom]; };
+        const img = card.querySelector("img");
+        return {img: rect(img), natural: [img.naturalWidth, img.naturalHeight],
+                boxes: [...card.querySelectorAll("svg polygon.box")].map(rect),
+                labels: card.querySelectorAll(".label").length};
+    }""")
+
+
+def dt_boxes(service: Service, data: bytes) -> list:
+    r = service.post([data], ["dt_boxes"])
+    assert r.status_code == 200, r.text
+    return r.json()["result"]["dt_boxes"]
+
+
+@pytest.mark.parametrize("name", ["doc_mixed.png"])
+def test_lines_and_boxes_drawn_where_the_text_is(browser, ocr, samples, name):
+    data, expected = samples[name]
+    with opened(browser, ocr) as (page, log):
+        page.set_input_files("#file", SAMPLES / name)
+        card = result(page, 1)
+        assert lines(card) == expected
+        scores = card.locator("ol.lines > li .score").all_inner_texts()
+        assert len(scores) == len(expected) and all(0.5 < float(s) <= 1 for s in scores)
+        assert card.locator(".summary").inner_text() == f"{len(expected)} lines"
+        assert card.locator(".time").inner_text().endswith(" ms")
+        shown = geometry(card)
+        assert len(shown["boxes"]) == shown["labels"] == len(expected)
+        # Each drawn box covers its text: the service's box (image pixels), scaled to the
+        # displayed size and moved to where the image is on screen.
+        left, top, right, _ = shown["img"]
+        scale = (right - left) / shown["natural"][0]
+        for drawn, box in zip(shown["boxes"], dt_boxes(ocr, data)):
+            xs, ys = [p[0] for p in box], [p[1] for p in box]
+            want = [left + min(xs) * scale, top + min(ys) * scale,
+                    left + max(xs) * scale, top + max(ys) * scale]
+            assert max(abs(a - b) for a, b in zip(drawn, want)) <= 2, (drawn, want)
+        log.assert_clean()
+
+
+def test_a_non_image_shows_the_service_message_and_the_page_goes_on(browser, ocr, samples):
+    junk = b"shopping list: milk, bread\n"
+    r = httpx.post(ocr.url, json={"feed": [{"image": base64.b64encode(junk).decode()}],
+                                  "fetch": ["res"]}, timeout=30)
+    assert r.status_code == 400
+    message = r.json()["err_msg"]
+    with opened(browser, ocr) as (page, log):
+        page.set_input_files("#file", {"name": "notes.txt", "mimeType": "text/plain",
+                                       "buffer": junk})
+        card = result(page, 1, "error")
+        assert card.locator(".error").inner_text() == message
+        assert card.locator("[role=alert]").inner_text() == message
+        assert card.locator(".summary").inner_text() == "Failed"
+        assert card.locator("img").is_hidden()
+        # Named and typed as an image: the browser cannot show it either (no broken image).
+        page.set_input_files("#file", {"name": "photo.png", "mimeType": "image/png",
+                                       "buffer": junk})
+        card = result(page, 2, "error")
+        assert card.locator(".error").inner_text() == message
+        assert card.locator("img").is_hidden()
+        page.set_input_files("#file", SAMPLES / "sign_exit.jpg")
+        assert lines(result(page, 3)) == samples["sign_exit.jpg"][1]
+        log.assert_clean(expected=(STATUS_400,))
+
+
+def test_several_images_then_a_large_one(browser, ocr, samples, tmp_path):
+    names = ["sign_shop.jpg", "price_tag.jpg"]
+    big = cv2.imread(str(SAMPLES / "doc_english.png"))
+    big = cv2.resize(big, (3000, round(big.shape[0] * 3000 / big.shape[1])))
+    (tmp_path / "large.jpg").write_bytes(encode(big, ".jpg"))
+    with opened(browser, ocr) as (page, log):
+        page.set_input_files("#file", [SAMPLES / n for n in names])  # both at once
+        for n, name in enumerate(names, 1):
+            card = result(page, n)
+            assert card.get_attribute("data-file") == name
+            assert lines(card) == samples[name][1]
+        page.set_input_files("#file", tmp_path / "large.jpg")
+        card = result(page, 3)
+        assert lines(card) == samples["doc_english.png"][1]
+        shown = geometry(card)
+        assert shown["natural"][0] == 3000
+        assert shown["img"][2] - shown["img"][0] <= VIEWPORT["width"]
+        assert len(shown["boxes"]) == len(samples["doc_english.png"][1])
+        # Newest on top.
+        ids = page.locator(".result").evaluate_all("cards => cards.map(c => c.id)")
+        assert ids == ["result-3", "result-1", "result-2"]
+        log.assert_clean()
+
+
+def test_dropped_and_pasted_images(browser, fast_ocr, samples):
+    data, expected = samples["sign_street.jpg"]
+    event = """([kind, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "street.jpg", {type: "image/jpeg"}));
+        if (kind === "paste") {
+            document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: dt, bubbles: true}));
+        } else {
+            document.getElementById("drop").dispatchEvent(
+                new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+        }
+    }"""
+    with opened(browser, fast_ocr) as (page, log):
+        for n, kind in enumerate(["drop", "paste"], 1):
+            page.evaluate(event, [kind, base64.b64encode(data).decode()])
+            assert lines(result(page, n)) == expected, kind
+        log.assert_clean()
+
+
+def test_an_answer_that_is_not_json_or_no_answer(browser, fast_ocr, samples):
+    with opened(browser, fast_ocr) as (page, log):
+        page.route(fast_ocr.url, lambda route: route.fulfill(
+            status=502, content_type="text/html", body="<h1>Bad Gateway</h1>"))
+        page.set_input_files("#file", SAMPLES / "sign_exit.jpg")
+        error = result(page, 1, "error").locator(".error").inner_text()
+        assert error.startswith("HTTP 502") and "not the service's JSON" in error
+        page.unroute(fast_ocr.url)
+        page.route(fast_ocr.url, lambda route: route.abort())
+        page.set_input_files("#file", SAMPLES / "sign_exit.jpg")
+        error = result(page, 2, "error").locator(".error").inner_text()
+        assert error.startswith("Could not reach the service")
+        page.unroute(fast_ocr.url)
+        page.set_input_files("#file", SAMPLES / "sign_exit.jpg")
+        assert lines(result(page, 3)) == samples["sign_exit.jpg"][1]
+        log.assert_clean(expected=("status of 502", "net::ERR_FAILED"))
+
+
+def test_det_only_page_draws_the_boxes(browser, det_only, samples):
+    data, expected = samples["doc_english.png"]
+    with opened(browser, det_only) as (page, log):
+        page.set_input_files("#file", SAMPLES / "doc_english.png")
+        card = result(page, 1)
+        boxes = dt_boxes(det_only, data)
+        assert len(boxes) == len(expected)
+        assert len(geometry(card)["boxes"]) == len(boxes)
+        assert card.locator("ol.lines > li").count() == 0
+        assert card.locator(".summary").inner_text() == f"{len(boxes)} boxes"
+        log.assert_clean()
+
+
+def test_rec_only_page_shows_the_text(browser, rec_only):
+    with opened(browser, rec_only) as (page, log):
+        page.set_input_files("#file", {"name": "line.png", "mimeType": "image/png",
+                                       "buffer": encode(text_line("Hello 2026"))})
+        card = result(page, 1)
+        assert lines(card) == ["Hello 2026"]
+        assert 0.5 < float(card.locator(".score").inner_text()) <= 1
+        assert card.locator("svg polygon").count() == 0
+        log.assert_clean()
