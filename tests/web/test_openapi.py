@@ -4,6 +4,7 @@ real answer, success or error, matches the schema documented for its status."""
 
 import contextlib
 import json
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -11,12 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from playwright.sync_api import expect
 from starlette.routing import Route
 
 from pdserving.errors import ServingError
 from pdserving.services import DetHandler, OcrHandler, RecHandler, local_handler
 from pdserving.web.app import PREDICT_PATH, WebSettings, create_app
 from pdserving.web.schemas import parse_prediction
+from tests.helpers.browser import browser_page
 from tests.helpers.images import encode, text_image, text_line
 from tests.helpers.servers import body, serve
 from tests.web.test_app import BAD_INPUTS
@@ -148,3 +151,16 @@ def test_docs_and_swagger_ui_files_are_served_from_the_package(services):
     for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
         r = httpx.get(f"{base}/docs/static/{name}")
         assert r.status_code == 200 and len(r.content) > 10_000
+
+
+def test_docs_render_in_chromium_with_the_network_blocked(fast_ocr):
+    """Swagger UI lists the prediction route and the request type, with every request it made
+    going to the service itself (the helper aborts and records any other)."""
+    with browser_page(fast_ocr.base + "/docs") as (page, log):
+        operation = page.locator(".opblock-post", has_text=PREDICT_PATH)
+        expect(operation.locator(".opblock-summary-method")).to_have_text("POST")
+        expect(page.locator(".models")).to_contain_text("OcrRequest")
+        expect(page.locator(".info .title")).to_contain_text("pdserving ocr service")
+        log.assert_clean()
+    paths = {urlsplit(r.split(" ", 1)[1]).path for r in log.requests}
+    assert {"/docs", "/openapi.json", "/docs/static/swagger-ui-bundle.js"} <= paths
