@@ -23,10 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from pdserving.launcher import ServerProcess  # noqa: E402
 from pdserving.net import free_port  # noqa: E402
+from tests.helpers.browser import ARGS  # noqa: E402  (Chromium as the browser tests run it)
 
-# As tests/helpers/browser.py: no sandbox (root), no GPU, no traffic to Google hosts.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MAX_BYTES = 300_000
 
 
