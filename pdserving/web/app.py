@@ -116,7 +116,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
     ]
     if not own_form:  # a front with its own request form would need a page and docs of its own
         routes.append(page_route(handler.name, path, handler.outputs))
-        routes.extend(docs_routes(handler, settings, path, page=True))
+        routes.extend(docs_routes(handler, settings, path))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(_RequestMetrics, service=handler.name,

@@ -62,9 +62,9 @@ def _content(media_type: str, description: str) -> dict:
     return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
 
 
-def document(handler, settings, path: str, page: bool) -> dict:
-    """The OpenAPI 3.1 document of an app serving ``handler`` on ``POST path`` (with the page
-    on ``GET /`` when ``page``), its limits from ``settings`` (``WebSettings``)."""
+def document(handler, settings, path: str) -> dict:
+    """The OpenAPI 3.1 document of an app serving ``handler`` on ``POST path`` and its page on
+    ``GET /``, with the limits of ``settings`` (``WebSettings``)."""
     doc = _Document()
     name = handler.name
     answer = TypedDict(f"{name.capitalize()}Answer", {"result": handler.result_type})  # type: ignore
@@ -101,11 +101,9 @@ def document(handler, settings, path: str, page: bool) -> dict:
                                                         "content": {"application/json": {}}}}}},
         "/docs": {"get": {"summary": "This document in Swagger UI", "operationId": "docs",
                           "responses": {"200": _content("text/html", "Swagger UI")}}},
+        "/": {"get": {"summary": "A page to try the service in a browser", "operationId": "page",
+                      "responses": {"200": _content("text/html", "The page")}}},
     }
-    if page:
-        paths["/"] = {"get": {"summary": "A page to try the service in a browser",
-                              "operationId": "page",
-                              "responses": {"200": _content("text/html", "The page")}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": f"pdserving {name} service", "version": pdserving.__version__,
@@ -116,9 +114,9 @@ def document(handler, settings, path: str, page: bool) -> dict:
     }
 
 
-def docs_routes(handler, settings, path: str, page: bool) -> list[BaseRoute]:
+def docs_routes(handler, settings, path: str) -> list[BaseRoute]:
     """``/openapi.json``, ``/docs`` and Swagger UI's files under ``/docs/static``."""
-    spec = document(handler, settings, path, page)
+    spec = document(handler, settings, path)
     html = (resources.files(__package__) / "static" / "docs.html").read_text("utf-8")
     swagger = Path(importlib.util.find_spec("swagger_ui").submodule_search_locations[0])
 
