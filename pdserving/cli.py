@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from pdserving import malloc, metrics
-from pdserving.engine import EngineError, EngineOptions, add_engine_flags, check_options
+from pdserving.engine import (EngineError, EngineOptions, add_engine_flags, check_options,
+                              default_engine)
 from pdserving.engine.process_pool import WorkerError
 from pdserving.launcher import model_server
 from pdserving.net import free_port
@@ -60,10 +61,10 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
 
 def _engine_options(args) -> EngineOptions:
     """Engine settings from the flags, refused at once if they cannot work here."""
-    gpu = args.device == "gpu"
-    options = EngineOptions(engine=args.engine or ("paddle" if gpu else "openvino"),
-                            gpu_id=args.gpu_id if gpu else None, threads=args.threads,
-                            instances=args.instances, precision=args.precision)
+    gpu_id = args.gpu_id if args.device == "gpu" else None
+    options = EngineOptions(engine=args.engine or default_engine(gpu_id), gpu_id=gpu_id,
+                            threads=args.threads, instances=args.instances,
+                            precision=args.precision)
     check_options(options)
     return options
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from pdserving.engine import EngineError, EngineOptions, add_engine_flags
+from pdserving.engine import EngineError, EngineOptions, add_engine_flags, default_engine
 from pdserving.engine.model_folder import ModelNotFound
 from pdserving.engine.process_pool import WorkerError
 from pdserving.package import ensure_model
@@ -63,9 +63,8 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
         gpu_id = gpu_ids[0]
     else:
         gpu_id = 0 if args.device == "gpu" else None
-    engine = args.engine or ("openvino" if gpu_id is None else "paddle")
-    return EngineOptions(engine=engine, gpu_id=gpu_id, threads=args.cpu_math_thread_num,
-                         instances=args.instances,
+    return EngineOptions(engine=args.engine or default_engine(gpu_id), gpu_id=gpu_id,
+                         threads=args.cpu_math_thread_num, instances=args.instances,
                          precision=args.precision, mkldnn=args.use_mkl, ir_optim=args.ir_optim,
                          mem_optim=not args.mem_optim_off)
 

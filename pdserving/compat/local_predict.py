@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from pdserving.engine import EngineError, EngineOptions
+from pdserving.engine import EngineError, EngineOptions, default_engine
 from pdserving.engine.load import LoadedModels, load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.modelconf import Var, by_name
@@ -23,8 +23,7 @@ from pdserving.rpc.codec import numpy_dtype
 
 def device_options(gpu_id: int | None, threads: int | None = None) -> EngineOptions:
     """The engine for a device, as the services choose it: Paddle on a GPU, else OpenVINO."""
-    return EngineOptions(engine="openvino" if gpu_id is None else "paddle", gpu_id=gpu_id,
-                         threads=threads)
+    return EngineOptions(engine=default_engine(gpu_id), gpu_id=gpu_id, threads=threads)
 
 
 def fail(error: object) -> SystemExit:

@@ -75,6 +75,12 @@ class EngineOptions:
         return replace(self, instances=self.instances or cores, threads=self.threads or 1)
 
 
+def default_engine(gpu_id: int | None) -> str:
+    """The engine when none is asked: OpenVINO on the CPU (about twice as fast), Paddle on a
+    GPU (OpenVINO runs on the CPU only)."""
+    return "openvino" if gpu_id is None else "paddle"
+
+
 class EngineError(RuntimeError):
     """A start-up problem the user can fix; the message is one line."""
 
@@ -118,4 +124,4 @@ def check_options(options: EngineOptions) -> None:
 
 
 __all__ = ["ENGINES", "PRECISIONS", "Engine", "EngineError", "EngineOptions", "GpuUnavailable",
-           "Model", "add_engine_flags", "check_options"]
+           "Model", "add_engine_flags", "check_options", "default_engine"]

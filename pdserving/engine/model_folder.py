@@ -65,6 +65,11 @@ class ModelFolder:
             feeds, fetches = read_model_io(model_file)
         return cls(folder, model_file, params_file, tuple(feeds), tuple(fetches))
 
+    @classmethod
+    def of(cls, folder: "ModelFolder | str | os.PathLike") -> "ModelFolder":
+        """``folder`` itself, or the folder at that path read (engines take either)."""
+        return folder if isinstance(folder, ModelFolder) else cls.read(folder)
+
     @property
     def name(self) -> str:
         return self.path.name

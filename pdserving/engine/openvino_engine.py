@@ -49,8 +49,7 @@ class OpenVINOEngine(Engine):
     def __init__(self, folder: ModelFolder | str | os.PathLike,
                  options: EngineOptions = EngineOptions(),
                  warmup: Sequence[dict[str, np.ndarray]] = ()):
-        if not isinstance(folder, ModelFolder):
-            folder = ModelFolder.read(folder)
+        folder = ModelFolder.of(folder)
         ov = core()
         if folder.model_file.suffix == ".json":
             # Asked anyway, OpenVINO tries every frontend on it and prints their parse errors.

@@ -78,8 +78,7 @@ class PaddleEngine(Engine):
         check_gpu(options)
         from paddle import inference
 
-        if not isinstance(folder, ModelFolder):
-            folder = ModelFolder.read(folder)
+        folder = ModelFolder.of(folder)
         options = options.sized()
         first = inference.create_predictor(predictor_config(folder, options))
         self.options = options

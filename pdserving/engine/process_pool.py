@@ -207,8 +207,7 @@ class WorkerPool:
                  warmup: dict[str, list[dict[str, np.ndarray]]] | None = None):
         check_gpu(options)  # at once, not after starting workers
         ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
-        folders = {n: f if isinstance(f, ModelFolder) else ModelFolder.read(f)
-                   for n, f in models.items()}
+        folders = {n: ModelFolder.of(f) for n, f in models.items()}
         self._start = lambda i: _Worker(ctx, folders, replace(options, instances=1),
                                         warmup or {}, i)
         self._workers = [self._start(i) for i in range(workers)]
