@@ -16,14 +16,13 @@ import sys
 from pathlib import Path
 
 from PIL import Image
-from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pdserving.launcher import ServerProcess  # noqa: E402
-from pdserving.net import free_port  # noqa: E402
-from tests.helpers.browser import ARGS  # noqa: E402  (Chromium as the browser tests run it)
+# The service and Chromium as the browser tests start them.
+from tests.helpers.browser import browser_page  # noqa: E402
+from tests.helpers.servers import script, started  # noqa: E402
 
 MAX_BYTES = 300_000
 
@@ -36,28 +35,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--width", type=int, default=1000)
     p.add_argument("--height", type=int, default=620)
     args = p.parse_args(argv)
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    if shutil.which("chromium") is None:
         print("error: chromium not found: apt-get install chromium", file=sys.stderr)
         return 2
 
-    port = free_port()
-    server = ServerProcess([sys.executable, str(ROOT / "ocr_local_server.py"), "cpu",
-                            "--model_root", str(args.model_root),
-                            "--host", "127.0.0.1", "--port", str(port)],
-                           "ocr_local_server.py", f"127.0.0.1:{port}")
-    server.start(timeout=120)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
-            page = browser.new_page(viewport={"width": args.width, "height": args.height})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.set_input_files("#file", args.sample)
-            page.locator("#result-1[data-state=done]").wait_for(timeout=60_000)
-            png = page.screenshot()
-            browser.close()
-    finally:
-        server.stop()
+    service = script("ocr_local_server.py", "cpu", "--model_root", str(args.model_root))
+    with (started(service) as ocr,
+          browser_page(ocr.base + "/", viewport={"width": args.width, "height": args.height})
+          as (page, _)):
+        page.set_input_files("#file", args.sample)
+        page.locator("#result-1[data-state=done]").wait_for(timeout=60_000)
+        png = page.screenshot()
 
     # Fewer colours, same look: a palette PNG is a fraction of the size of a true-colour one.
     image = Image.open(io.BytesIO(png)).convert("RGB")
