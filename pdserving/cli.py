@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from pdserving import malloc, metrics
-from pdserving.engine import (EngineError, EngineOptions, add_engine_flags, check_options,
-                              default_engine)
+from pdserving.engine import (GPU_START_TIMEOUT_S, EngineError, EngineOptions,
+                              add_engine_flags, check_options, default_engine, engine_flags,
+                              parse_gpu_ids)
 from pdserving.engine.process_pool import WorkerError
 from pdserving.launcher import model_server
 from pdserving.net import free_port
@@ -34,11 +35,13 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
     p.add_argument("--model_root", default=".",
                    help="folder with ocr_det_model/, ocr_rec_model/ (made from the bundled "
                         "models when missing)")
-    p.add_argument("--gpu_id", type=int, default=0)
+    p.add_argument("--gpu_ids", "--gpu_id", type=parse_gpu_ids, default=(0,),
+                   help="with gpu: the GPUs, comma separated; each model gets one worker on "
+                        "each (more with --instances, taking the GPUs in turn)")
     add_engine_flags(p)
     p.add_argument("--instances", type=int, default=None,
                    help="model calls at once: OpenVINO streams (default 1), or Paddle worker "
-                        "processes (default: one per core)")
+                        "processes (default: one per core, or one per GPU)")
     p.add_argument("--threads", type=int, default=None,
                    help="math threads per model call (default: OpenVINO all cores, Paddle 1)")
     p.add_argument("--use_cls", action="store_true", help="180-degree classifier on crops")
@@ -61,10 +64,11 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
 
 def _engine_options(args) -> EngineOptions:
     """Engine settings from the flags, refused at once if they cannot work here."""
-    gpu_id = args.gpu_id if args.device == "gpu" else None
-    options = EngineOptions(engine=args.engine or default_engine(gpu_id), gpu_id=gpu_id,
+    gpu_ids = args.gpu_ids if args.device == "gpu" else ()
+    options = EngineOptions(engine=args.engine or default_engine(gpu_ids), gpu_ids=gpu_ids,
                             threads=args.threads, instances=args.instances,
-                            precision=args.precision)
+                            precision=args.precision, gpu_mem_mb=args.gpu_mem,
+                            use_trt=args.use_trt)
     check_options(options)
     return options
 
@@ -102,14 +106,10 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     except (EngineError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    engine = engine.sized()
-    server_args = ["--instances", str(engine.instances), "--cpu_math_thread_num",
-                   str(engine.threads), "--engine", engine.engine, "--precision", engine.precision]
-    if engine.gpu_id is not None:
-        server_args += ["--gpu_ids", str(engine.gpu_id)]
-    child = model_server(model_dir, free_port(args.model_port), extra_args=server_args)
+    child = model_server(model_dir, free_port(args.model_port),
+                         extra_args=engine_flags(engine.sized()))
     try:
-        child.start()
+        child.start(GPU_START_TIMEOUT_S if engine.gpu_ids else 60.0)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

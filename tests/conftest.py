@@ -75,3 +75,14 @@ def samples() -> dict[str, tuple[bytes, list[str]]]:
     """Sample file name -> (file bytes, expected lines)."""
     labels = json.loads((SAMPLES / "labels.json").read_text(encoding="utf-8"))
     return {name: ((SAMPLES / name).read_bytes(), lines) for name, lines in labels.items()}
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    """``gpus(n)``: Paddle is a CUDA build that sees n devices (patched: this machine has none)."""
+    from pdserving.engine import paddle_engine
+
+    def see(count: int) -> None:
+        monkeypatch.setattr(paddle_engine, "cuda_available", lambda: True)
+        monkeypatch.setattr(paddle_engine, "cuda_device_count", lambda: count)
+    return see

@@ -92,15 +92,15 @@ def test_ready_line_then_graceful_stop(model_root, sig):
     server.stop()
 
 
-@pytest.mark.parametrize("argv,gpu_id", [
-    ([], None), (["--gpu_ids", "1,2"], 1), (["--device", "gpu"], 0),
-    (["--device", "cpu", "--gpu_ids", "0"], None),
+@pytest.mark.parametrize("argv,gpu_ids", [
+    ([], ()), (["--gpu_ids", "1,2"], (1, 2)), (["--device", "gpu"], (0,)),
+    (["--device", "cpu", "--gpu_ids", "0"], ()),
 ])
-def test_device_selection(argv, gpu_id):
+def test_device_selection(argv, gpu_ids):
     options = engine_options(parse_args(["--model", "m", *argv]))
-    assert options.gpu_id == gpu_id
-    assert options.engine == ("openvino" if gpu_id is None else "paddle")  # the defaults
-    assert options.precision == "f32"
+    assert options.gpu_ids == gpu_ids
+    assert options.engine == ("paddle" if gpu_ids else "openvino")  # the defaults
+    assert options.precision == "fp32"
 
 
 def test_engine_flags():

@@ -9,6 +9,7 @@ the config's aliases or real names, as ``Client`` does against a model server.
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 
@@ -21,9 +22,10 @@ from pdserving.rpc.client import check_request
 from pdserving.rpc.codec import numpy_dtype
 
 
-def device_options(gpu_id: int | None, threads: int | None = None) -> EngineOptions:
-    """The engine for a device, as the services choose it: Paddle on a GPU, else OpenVINO."""
-    return EngineOptions(engine=default_engine(gpu_id), gpu_id=gpu_id, threads=threads)
+def device_options(gpu_ids: Sequence[int], threads: int | None = None) -> EngineOptions:
+    """The engine for the devices, as the services choose it: Paddle on GPUs, else OpenVINO."""
+    return EngineOptions(engine=default_engine(gpu_ids), gpu_ids=tuple(gpu_ids),
+                         threads=threads)
 
 
 def fail(error: object) -> SystemExit:
@@ -42,12 +44,13 @@ class Debugger:
         self.fetches: dict[str, Var] = {}
 
     def load_model_config(self, model_path: str | os.PathLike, gpu: bool = False,
-                          profile: bool = False, cpu_num: int | None = None, gpu_id: int = 0,
-                          **_ignored) -> None:
-        """Load and warm up the model; on a Paddle build without CUDA, ``gpu=True`` ends the
-        script with the one-line GPU error. (``profile`` and Paddle Serving's other tuning
-        arguments are accepted and ignored.)"""
-        options = device_options(gpu_id if gpu else None, threads=cpu_num)
+                          profile: bool = False, cpu_num: int | None = None,
+                          gpu_id: int | Sequence[int] = 0, **_ignored) -> None:
+        """Load and warm up the model; where no GPU can run it, ``gpu=True`` ends the script
+        with the one-line GPU error. (``profile`` and Paddle Serving's other tuning arguments
+        are accepted and ignored.)"""
+        gpu_ids = (gpu_id,) if isinstance(gpu_id, int) else tuple(gpu_id)
+        options = device_options(gpu_ids if gpu else (), threads=cpu_num)
         try:
             self.folder = ModelFolder.read(ensure_model(model_path))
             self.loaded = load_models({"model": self.folder}, options,

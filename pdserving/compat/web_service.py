@@ -24,7 +24,7 @@ import numpy as np
 from starlette.applications import Starlette
 
 from pdserving.compat.local_predict import Debugger, device_options, fail
-from pdserving.engine import EngineError, check_options
+from pdserving.engine import GPU_START_TIMEOUT_S, EngineError, check_options
 from pdserving.errors import ServingError
 from pdserving.launcher import ServerProcess, model_server
 from pdserving.net import free_port
@@ -83,16 +83,16 @@ class WebService:
         """The model behind pdserving's gRPC model server, a child process on the first free
         port from 12000; ``self.client`` is a ``Client`` connected to it."""
         model_dir = self._model_dir()
-        gpu_id = self._gpu_id()
+        gpu_ids = self._gpu_ids()
         try:  # here, not in the child: its multi-line failure would be all the user sees
-            check_options(device_options(gpu_id))
+            check_options(device_options(gpu_ids))
         except EngineError as e:
             raise fail(e) from None
         # pdserving.serve picks the engine for the device as device_options does
-        args = [] if gpu_id is None else ["--gpu_ids", str(gpu_id)]
+        args = ["--gpu_ids", ",".join(map(str, gpu_ids))] if gpu_ids else []
         server = model_server(model_dir, free_port(RPC_PORT), extra_args=args)
         try:
-            server.start()
+            server.start(GPU_START_TIMEOUT_S if gpu_ids else 60.0)
         except RuntimeError as e:
             raise fail(e) from None
         self._model_server = server
@@ -104,9 +104,9 @@ class WebService:
     def run_debugger_service(self, gpu: bool = False) -> None:
         """The model in this process (``Debugger``)."""
         model_dir = self._model_dir()
-        gpu_id = self._gpu_id(gpu)
+        gpu_ids = self._gpu_ids(gpu)
         debugger = Debugger()  # checks the device as it loads (one line on failure)
-        debugger.load_model_config(model_dir, gpu=gpu_id is not None, gpu_id=gpu_id or 0)
+        debugger.load_model_config(model_dir, gpu=bool(gpu_ids), gpu_id=gpu_ids)
         self.client = debugger
 
     def run_web_service(self) -> None:
@@ -185,11 +185,11 @@ class WebService:
             raise fail("call load_model_config(model_dir) first")
         return self.model_config
 
-    def _gpu_id(self, gpu: bool = False) -> int | None:
-        """The GPU asked for (``set_gpus`` first, then ``prepare_server``'s), None for CPU."""
+    def _gpu_ids(self, gpu: bool = False) -> tuple[int, ...]:
+        """The GPUs asked for (``set_gpus``, else ``prepare_server``'s), none for the CPU."""
         if not (gpu or self.device == "gpu"):
-            return None
-        return self.gpus[0] if self.gpus else self.gpuid
+            return ()
+        return tuple(self.gpus) or (self.gpuid,)
 
 
 def _plain(value: Any) -> Any:

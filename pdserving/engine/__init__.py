@@ -7,14 +7,29 @@ engine) and a model behind RPC (``pdserving.rpc.client.RemoteModel``) all satisf
 pipeline and the web service never know which one they hold. ``load.load_models`` picks.
 """
 
+import argparse
+import importlib.util
 import os
+import warnings
 from dataclasses import dataclass, replace
 from typing import Protocol, Sequence
 
 import numpy as np
 
 ENGINES = ("openvino", "paddle")
-PRECISIONS = ("f32", "bf16")
+# fp32 everywhere; bf16 is OpenVINO's (CPUs with BF16 units), fp16 Paddle's on a GPU.
+PRECISIONS = ("fp32", "fp16", "bf16")
+GPU_START_TIMEOUT_S = 900.0  # a model server's first start on a GPU (TensorRT builds engines)
+
+
+def import_paddle():
+    """``paddle``, imported without the warnings it prints at import on a CLI's stderr: a missing
+    ccache, and on the GPU build "CUDA device is not set properly" on every GPU-less machine,
+    including that build's ``cpu`` runs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        import paddle
+    return paddle
 
 
 class Model(Protocol):
@@ -40,24 +55,31 @@ class Engine:
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How models are run. ``gpu_id=None`` means CPU.
+    """How models are run. No ``gpu_ids`` means CPU.
 
     ``instances`` is how many calls of one model run at once: OpenVINO streams in this process,
     or Paddle worker processes (Paddle keeps the GIL while it predicts); ``threads`` the math
-    threads of each. ``None`` means the engine's own default (``sized``).
+    threads of each. ``None`` means the engine's own default (``sized``). On GPUs, Paddle's
+    workers take the listed GPUs in turn (``for_worker``).
     """
 
     engine: str = "openvino"
-    gpu_id: int | None = None
+    gpu_ids: tuple[int, ...] = ()
     threads: int | None = None
     instances: int | None = None
-    precision: str = "f32"    # OpenVINO CPU inference precision: f32, or bf16 (faster on CPUs
-    #                           with AVX512-BF16/AMX; the same text, boxes may move a few px)
+    precision: str = "fp32"   # bf16: OpenVINO on CPUs with BF16 units (the same text, boxes may
+    #                           move a few px); fp16: Paddle on a GPU (TensorRT or mixed precision)
     mkldnn: bool = True       # Paddle: oneDNN kernels on CPU
     ir_optim: bool = True     # Paddle: IR graph optimisation
     mem_optim: bool = True    # Paddle: memory reuse
     mkldnn_cache: int = 1     # Paddle: oneDNN shape cache entries (more cost memory, no speed)
-    gpu_mem_mb: int = 500     # Paddle: initial GPU memory pool
+    gpu_mem_mb: int = 500     # Paddle: initial GPU memory pool of each worker
+    use_trt: bool = False     # Paddle on a GPU: TensorRT subgraphs (shape ranges: trt_shapes)
+
+    @property
+    def gpu_id(self) -> int | None:
+        """The (first) GPU, or None on the CPU."""
+        return self.gpu_ids[0] if self.gpu_ids else None
 
     def sized(self) -> "EngineOptions":
         """``instances`` and ``threads`` filled in for this machine.
@@ -65,20 +87,31 @@ class EngineOptions:
         OpenVINO: one stream on every core. Measured on 2 cores against a stream per core: as
         many images/s under load, a lone image 25-40% faster (det on both cores), and one set of
         per-shape buffers instead of two (~30% less memory). Paddle: one worker process per
-        core, one thread each (its threads scale worse than its processes).
+        core, one thread each (its threads scale worse than its processes); on GPUs one worker
+        per GPU, since each worker holds a CUDA context (0.3-0.6 GB) and, without MPS, workers
+        on one GPU only take turns.
         """
         cores = len(os.sched_getaffinity(0))
         if self.engine == "openvino":
             instances = self.instances or 1
             return replace(self, instances=instances,
                            threads=self.threads or max(1, cores // instances))
-        return replace(self, instances=self.instances or cores, threads=self.threads or 1)
+        per_device = len(self.gpu_ids) if self.gpu_ids else cores
+        return replace(self, instances=self.instances or per_device, threads=self.threads or 1)
+
+    def for_worker(self, index: int) -> "EngineOptions":
+        """The options of Paddle worker ``index``: one call at a time, on its GPU in turn."""
+        gpu_ids = (self.gpu_ids[index % len(self.gpu_ids)],) if self.gpu_ids else ()
+        return replace(self, instances=1, gpu_ids=gpu_ids)
 
 
-def default_engine(gpu_id: int | None) -> str:
-    """The engine when none is asked: OpenVINO on the CPU (about twice as fast), Paddle on a
-    GPU (OpenVINO runs on the CPU only)."""
-    return "openvino" if gpu_id is None else "paddle"
+def default_engine(gpu_ids: Sequence[int]) -> str:
+    """The engine when none is asked: OpenVINO on the CPU where it is installed (about twice as
+    fast), else Paddle; Paddle on a GPU (OpenVINO runs on the CPU only). The GPU install has
+    no OpenVINO, so its ``cpu`` mode is Paddle without a notice."""
+    if gpu_ids or importlib.util.find_spec("openvino") is None:
+        return "paddle"
+    return "openvino"
 
 
 class EngineError(RuntimeError):
@@ -86,42 +119,77 @@ class EngineError(RuntimeError):
 
 
 class GpuUnavailable(EngineError):
-    """Raised when GPU inference is asked of a Paddle build without CUDA."""
+    """Raised when a GPU is asked for and this Paddle build or this machine has none."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            "GPU requested but this Paddle build has no CUDA support: install the GPU build with "
-            "`pip install -r requirements-gpu.txt` (paddlepaddle-gpu), or run with `cpu`.")
+
+def parse_gpu_ids(text: str) -> tuple[int, ...]:
+    """``"0,1"`` -> ``(0, 1)``; ``""`` -> ``()`` (the CPU)."""
+    try:
+        return tuple(int(i) for i in text.split(",") if i.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"GPU ids are numbers separated by commas, not "
+                                         f"{text!r}") from None
+
+
+def _precision(text: str) -> str:
+    return {"f32": "fp32"}.get(text, text)  # f32: the name pdserving 0.1 used
 
 
 def add_engine_flags(parser) -> None:
-    """``--engine`` and ``--precision``, the same on every script and on the model server."""
+    """The engine flags, the same on every script and on the model server."""
     parser.add_argument("--engine", choices=ENGINES, default=None,
                         help="openvino (the CPU default: about twice as fast) or paddle (the GPU "
                              "engine)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="f32",
-                        help="OpenVINO: bf16 is faster where the CPU has BF16 units; the same "
-                             "text, boxes may move by a few pixels")
+    parser.add_argument("--precision", type=_precision, choices=PRECISIONS, default="fp32",
+                        help="bf16: OpenVINO, faster where the CPU has BF16 units (the same text, "
+                             "boxes may move by a few pixels); fp16: Paddle on a GPU")
+    parser.add_argument("--use_trt", action="store_true",
+                        help="GPU: run the models through TensorRT (dynamic shape ranges are "
+                             "collected into the model folder on first use)")
+    parser.add_argument("--gpu_mem", type=int, default=EngineOptions.gpu_mem_mb,
+                        help="GPU: initial memory pool of each model worker, MB")
+
+
+def engine_flags(options: EngineOptions) -> list[str]:
+    """``options`` (sized) as ``pdserving.serve`` flags: how a service starts its own model
+    server with its own engine settings."""
+    flags = ["--engine", options.engine, "--precision", options.precision,
+             "--instances", str(options.instances),
+             "--cpu_math_thread_num", str(options.threads)]
+    if options.gpu_ids:
+        flags += ["--gpu_ids", ",".join(map(str, options.gpu_ids)),
+                  "--gpu_mem", str(options.gpu_mem_mb)]
+    if options.use_trt:
+        flags.append("--use_trt")
+    return flags
 
 
 def check_options(options: EngineOptions) -> None:
-    """Refuse engine/device combinations that cannot work, before anything loads."""
+    """Refuse engine/device combinations that cannot work, before anything loads: one line
+    each, naming the flag."""
     if options.engine not in ENGINES:
         raise EngineError(f"unknown engine {options.engine!r}: expected {' or '.join(ENGINES)}")
     if options.precision not in PRECISIONS:
         raise EngineError(f"unknown precision {options.precision!r}: expected "
-                          f"{' or '.join(PRECISIONS)}")
-    if options.precision != "f32" and options.engine != "openvino":
-        raise EngineError(f"--precision {options.precision} is an OpenVINO setting; Paddle runs "
-                          "f32")
-    if options.gpu_id is not None and options.engine == "openvino":
+                          f"{', '.join(PRECISIONS)}")
+    if options.gpu_ids and options.engine == "openvino":
         raise EngineError("--engine openvino runs on the CPU only; on a GPU use --engine paddle "
                           "(the default with gpu)")
-    if options.gpu_id is not None:
+    if options.precision == "bf16" and options.engine != "openvino":
+        raise EngineError("--precision bf16 is an OpenVINO setting on the CPU; Paddle runs fp32, "
+                          "or fp16 on a GPU")
+    if options.precision == "fp16" and not options.gpu_ids:
+        raise EngineError("--precision fp16 is for a GPU; on the CPU use fp32, or bf16 with "
+                          "OpenVINO")
+    if options.use_trt and not options.gpu_ids:
+        raise EngineError("--use_trt needs a GPU (TensorRT runs on NVIDIA GPUs): run with gpu, "
+                          "or drop --use_trt")
+    if options.gpu_ids:
         from pdserving.engine.paddle_engine import check_gpu
 
         check_gpu(options)
 
 
-__all__ = ["ENGINES", "PRECISIONS", "Engine", "EngineError", "EngineOptions", "GpuUnavailable",
-           "Model", "add_engine_flags", "check_options", "default_engine"]
+__all__ = ["ENGINES", "GPU_START_TIMEOUT_S", "PRECISIONS", "Engine", "EngineError",
+           "EngineOptions", "GpuUnavailable", "Model", "add_engine_flags", "check_options",
+           "default_engine", "engine_flags", "import_paddle", "parse_gpu_ids"]

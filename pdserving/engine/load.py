@@ -58,7 +58,12 @@ def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
                 continue
             del on_paddle[name]
     if on_paddle:
+        from pdserving.engine.paddle_engine import trt_shapes
         from pdserving.engine.process_pool import WorkerPool
+
+        if options.use_trt:  # before the workers start: they read the ranges
+            for name, folder in on_paddle.items():
+                trt_shapes(folder, warmup.get(name, ()), folder.shape_extremes())
 
         pool = WorkerPool(on_paddle, options, workers=options.instances, warmup=warmup)
         loaded.closers.append(pool.close)

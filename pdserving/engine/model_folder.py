@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pdserving import modelconf
+from pdserving.engine import import_paddle
 from pdserving.modelconf import Var
 from pdserving.rpc.codec import ElemType, numpy_dtype
 
@@ -115,6 +115,18 @@ class ModelFolder:
             return [self.zeros(1, side) for side in page_sides]
         return [self.zeros(1)]
 
+    def shape_extremes(self, line_max_width: int = 3200,
+                       page_min_side: int = 32) -> list[dict[str, np.ndarray]]:
+        """Beyond the warm-up shapes, the extremes the services send: a text line at the widest
+        a batch gets (one line), a page at the smallest det input. With the warm-up inputs they
+        span TensorRT's shape ranges."""
+        if self.rec_height:
+            return [self.zeros(1, line_max_width)]
+        shape = self.feeds[0].shape if self.feeds else []
+        if len(shape) == 3 and shape[1] <= 0 and shape[2] <= 0:
+            return [self.zeros(1, page_min_side)]
+        return []
+
 
 def find_model_files(dirname: str | os.PathLike, model_filename: str | None = None,
                      params_filename: str | None = None) -> tuple[Path, Path]:
@@ -156,10 +168,7 @@ def _read_program_desc(data: bytes) -> tuple[list[Var], list[Var]]:
     from google.protobuf.message import DecodeError
 
     # The ProgramDesc schema ships with paddle; only its generated protobuf module is used here.
-    # Importing paddle warns about a missing ccache, which would be noise on a CLI's stderr.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        from paddle.base.proto import framework_pb2
+    framework_pb2 = import_paddle().base.proto.framework_pb2
 
     program = framework_pb2.ProgramDesc()
     try:
@@ -186,14 +195,19 @@ def _legacy_var(desc, var_type) -> Var:
     kind = var_type.Type.Name(desc.type.type)
     if kind in ("STRING", "STRINGS", "PSTRING"):
         return Var(desc.name, desc.name, ElemType.STRING, [])
-    if kind != "DENSE_TENSOR":
+    # Paddle 3 says DENSE_TENSOR (field dense_tensor, legacy_lod_level); Paddle 2.6, the last
+    # GPU build on PyPI, says LOD_TENSOR (field lod_tensor, lod_level) for the same thing.
+    if kind not in ("DENSE_TENSOR", "LOD_TENSOR"):
         raise ValueError(f"variable {desc.name} is a {kind}, not a tensor")
-    tensor = desc.type.dense_tensor
+    tensor = getattr(desc.type, kind.lower())
     dtype = var_type.Type.Name(tensor.tensor.data_type)
     if dtype not in ElemType.__members__ or dtype == "STRING":
         raise ValueError(f"variable {desc.name} has unsupported dtype {dtype}")
+    lod_level = getattr(tensor, "legacy_lod_level", None)
+    if lod_level is None:
+        lod_level = tensor.lod_level
     return Var(desc.name, desc.name, ElemType[dtype], list(tensor.tensor.dims)[1:],
-               tensor.legacy_lod_level > 0)
+               lod_level > 0)
 
 
 def _read_pir(program: dict) -> tuple[list[Var], list[Var]]:

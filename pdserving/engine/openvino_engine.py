@@ -61,7 +61,7 @@ class OpenVINOEngine(Engine):
             "NUM_STREAMS": streams,
             "INFERENCE_NUM_THREADS": streams * options.threads,
             # f32 by default: answers equal to Paddle's (bf16 is faster and reads differently).
-            "INFERENCE_PRECISION_HINT": options.precision,
+            "INFERENCE_PRECISION_HINT": "bf16" if options.precision == "bf16" else "f32",
             # Several servers on one machine (standard mode) would otherwise pin to the same cores.
             "ENABLE_CPU_PINNING": False,
             # Kernels set up per input shape, kept for the next call of that shape (entries are

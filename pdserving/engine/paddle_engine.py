@@ -8,55 +8,141 @@ by side go to worker processes (``process_pool``).
 
 from __future__ import annotations
 
+import enum
 import os
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from pdserving.engine import Engine, EngineOptions, GpuUnavailable
+from pdserving.engine import Engine, EngineOptions, GpuUnavailable, import_paddle
 from pdserving.engine.model_folder import ModelFolder
 
 
-def cuda_available() -> bool:
-    import paddle
+TRT_SHAPES = "trt_dynamic_shape.txt"  # TensorRT's shape ranges, collected into the model folder
+TRT_WORKSPACE = 1 << 30
 
-    return paddle.device.is_compiled_with_cuda()
+
+def cuda_available() -> bool:
+    return import_paddle().device.is_compiled_with_cuda()
+
+
+def cuda_device_count() -> int:
+    return import_paddle().device.cuda.device_count()
 
 
 def check_gpu(options: EngineOptions) -> None:
-    """Refuse at once a GPU asked of a Paddle build without CUDA (not inside every worker)."""
-    if options.gpu_id is not None and not cuda_available():
-        raise GpuUnavailable()
+    """Refuse at once, in one line, GPUs this Paddle build or this machine does not have (not
+    inside every worker, in Paddle's many-line words)."""
+    if not options.gpu_ids:
+        return
+    if not cuda_available():
+        raise GpuUnavailable(
+            "GPU requested but this Paddle build has no CUDA support: install the GPU build "
+            "(`make install-gpu`, or `pip install -r requirements-gpu.txt` in its own venv), or "
+            "run with cpu")
+    count = cuda_device_count()
+    if count == 0:
+        raise GpuUnavailable(
+            "no CUDA device: this Paddle build has CUDA but sees no GPU (no NVIDIA driver, or "
+            "CUDA_VISIBLE_DEVICES hides them); run with cpu")
+    absent = [i for i in options.gpu_ids if not 0 <= i < count]
+    if absent:
+        raise GpuUnavailable(f"no CUDA device {absent[0]}: this machine has {count} "
+                             f"(ids 0-{count - 1})")
+
+
+class Precision(str, enum.Enum):
+    """Paddle's ``PrecisionType`` by name, resolved when the Config is built."""
+
+    FP32 = "Float32"
+    FP16 = "Half"
+
+
+class Call(NamedTuple):
+    """One call on a ``paddle.inference.Config``: ``config.<name>(*args)``."""
+
+    name: str
+    args: tuple = ()
+
+
+def config_calls(folder: ModelFolder, options: EngineOptions) -> list[Call]:
+    """What the Config of ``folder`` under ``options`` (sized) is told, in order.
+
+    A pure function, so tests see what a GPU request sets on a machine without one: Paddle's
+    CPU build takes the GPU calls and reports none of them.
+    """
+    calls = [Call("disable_glog_info"), Call("switch_ir_optim", (options.ir_optim,))]
+    if options.mem_optim and folder.model_file.suffix != ".json":
+        # Paddle 3.3's memory_optimize_pass breaks predictor creation for PIR (.json) programs.
+        calls.append(Call("enable_memory_optim"))
+    if not options.gpu_ids:
+        # The new executor frees intermediate tensors after each run; the old one keeps every
+        # one at the largest size seen (rec on a 4000 px line: 5 GB held for good).
+        calls += [Call("enable_new_executor", (True,)), Call("disable_gpu"),
+                  Call("set_cpu_math_library_num_threads", (options.threads,))]
+        if options.mkldnn:
+            calls += [Call("enable_mkldnn"),
+                      Call("set_mkldnn_cache_capacity", (options.mkldnn_cache,))]
+        else:  # Paddle 3 turns oneDNN on by default
+            calls.append(Call("disable_mkldnn"))
+        return calls
+    # On a GPU, PaddleOCR's own predictor settings: its memory pool, and TensorRT subgraphs with
+    # shape ranges collected beforehand. fp16 is TensorRT's with TensorRT, else Paddle's mixed
+    # precision (fp16 kernels where they are safe).
+    half = Precision.FP16 if options.precision == "fp16" else Precision.FP32
+    calls.append(Call("enable_use_gpu", (options.gpu_mem_mb, options.gpu_id,
+                                         Precision.FP32 if options.use_trt else half)))
+    if options.use_trt:
+        # workspace, max batch (unused with dynamic shapes), min subgraph size, precision,
+        # use_static (no engine cache written into the model folder), use_calib_mode (int8 only)
+        calls += [Call("enable_tensorrt_engine", (TRT_WORKSPACE, 1, 3, half, False, False)),
+                  Call("enable_tuned_tensorrt_dynamic_shape",
+                       (str(folder.path / TRT_SHAPES), True))]
+    return calls
 
 
 def predictor_config(folder: ModelFolder, options: EngineOptions):
-    """The ``paddle.inference.Config`` for a model folder under ``options`` (sized): a pure
-    function of the two, so what each option turns on can be checked without running it."""
-    from paddle import inference
+    """The ``paddle.inference.Config`` of ``config_calls(folder, options)``."""
+    inference = import_paddle().inference
+    config = inference.Config(str(folder.model_file), str(folder.params_file))
+    for call in config_calls(folder, options):
+        args = [getattr(inference.PrecisionType, a.value) if isinstance(a, Precision) else a
+                for a in call.args]
+        getattr(config, call.name)(*args)
+    return config
 
+
+def trt_shapes(folder: ModelFolder, usual: Sequence[dict[str, np.ndarray]],
+               extremes: Sequence[dict[str, np.ndarray]] = ()) -> Path:
+    """The TensorRT shape ranges of every tensor of ``folder``'s model, collected once on the
+    CPU and kept in the folder: min and max over ``usual`` (what the services send) and
+    ``extremes``; the usual shapes run twice so that they are TensorRT's optimal ones (Paddle
+    takes the most frequent shape).
+
+    Collecting runs the unoptimised graph, on any device alike, so a GPU-less machine can
+    prepare a folder; shapes outside the ranges still run (TensorRT builds at run time).
+    """
+    path = folder.path / TRT_SHAPES
+    if path.is_file():
+        return path
+    inference = import_paddle().inference
     config = inference.Config(str(folder.model_file), str(folder.params_file))
     config.disable_glog_info()
-    config.switch_ir_optim(options.ir_optim)
-    if options.mem_optim and folder.model_file.suffix != ".json":
-        # Paddle 3.3's memory_optimize_pass breaks predictor creation for PIR (.json) programs.
-        config.enable_memory_optim()
-    # The new executor frees intermediate tensors after each run; the old one keeps every
-    # one at the largest size seen (rec on a 4000 px line: 5 GB held for good).
-    config.enable_new_executor(True)
-    if options.gpu_id is None:
-        config.disable_gpu()
-        config.set_cpu_math_library_num_threads(options.threads)
-        if options.mkldnn:
-            config.enable_mkldnn()
-            config.set_mkldnn_cache_capacity(options.mkldnn_cache)
-        else:  # Paddle 3 turns oneDNN on by default
-            config.disable_mkldnn()
-    else:
-        config.enable_use_gpu(options.gpu_mem_mb, options.gpu_id)
-    return config
+    config.disable_gpu()
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    config.collect_shape_range_info(str(partial))
+    predictor = inference.create_predictor(config)
+    for feed in [*usual, *usual, *extremes]:
+        for name, value in feed.items():
+            predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(value))
+        predictor.run()
+    del predictor  # the ranges are written when the predictor goes
+    os.replace(partial, path)  # whole, even with two services preparing the folder at once
+    return path
 
 
 class PaddleEngine(Engine):
@@ -76,8 +162,7 @@ class PaddleEngine(Engine):
                  options: EngineOptions = EngineOptions(engine="paddle"),
                  warmup: Sequence[dict[str, np.ndarray]] = ()):
         check_gpu(options)
-        from paddle import inference
-
+        inference = import_paddle().inference
         folder = ModelFolder.of(folder)
         options = options.sized()
         first = inference.create_predictor(predictor_config(folder, options))

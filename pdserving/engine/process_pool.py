@@ -18,7 +18,6 @@ import os
 import queue
 import signal
 import tempfile
-from dataclasses import replace
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -208,8 +207,7 @@ class WorkerPool:
         check_gpu(options)  # at once, not after starting workers
         ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
         folders = {n: ModelFolder.of(f) for n, f in models.items()}
-        self._start = lambda i: _Worker(ctx, folders, replace(options, instances=1),
-                                        warmup or {}, i)
+        self._start = lambda i: _Worker(ctx, folders, options.for_worker(i), warmup or {}, i)
         self._workers = [self._start(i) for i in range(workers)]
         atexit.register(self.close)  # before multiprocessing's own exit hook terminates them
         try:

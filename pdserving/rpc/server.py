@@ -131,12 +131,13 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
 
     ``threads`` gRPC threads take calls; ``options.instances`` of them run the model at once (by
     default OpenVINO's one stream on every core, or min(threads, cores) Paddle worker
-    processes). Raises ``PortInUse`` if the address cannot be bound (SO_REUSEPORT is off, so a
-    second server on the same port fails instead of silently sharing it).
+    processes, or one per GPU). Raises ``PortInUse`` if the address cannot be bound
+    (SO_REUSEPORT is off, so a second server on the same port fails instead of silently sharing
+    it).
     """
     bind(host, port).close()  # fail before the model loads if the port is taken
     folder = ModelFolder.read(model_dir)
-    if options.engine == "paddle" and options.instances is None:
+    if options.engine == "paddle" and options.instances is None and not options.gpu_ids:
         options = replace(options, instances=min(threads, len(os.sched_getaffinity(0))))
     loaded = load_models({"model": folder}, options, {"model": folder.warmup_feeds()})
     server = grpc.server(

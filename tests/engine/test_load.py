@@ -62,7 +62,7 @@ def test_a_model_openvino_cannot_read_runs_on_paddle_with_a_notice(model_root, f
 
 def test_impossible_engine_settings_are_refused():
     with pytest.raises(EngineError, match="openvino runs on the CPU only"):
-        check_options(EngineOptions(engine="openvino", gpu_id=0))
+        check_options(EngineOptions(engine="openvino", gpu_ids=(0,)))
     with pytest.raises(EngineError, match="unknown engine 'onnx'"):
         check_options(EngineOptions(engine="onnx"))
     with pytest.raises(EngineError, match="bf16 is an OpenVINO setting"):

@@ -81,4 +81,5 @@ def test_a_folder_that_is_not_a_model_fails_at_start(tmp_path):
 
 def test_gpu_on_a_cpu_build_fails_at_once(model_root):
     with pytest.raises(GpuUnavailable, match="requirements-gpu.txt"):
-        WorkerPool({"det": model_root / "ocr_det_model"}, EngineOptions(gpu_id=0), workers=1)
+        WorkerPool({"det": model_root / "ocr_det_model"}, EngineOptions(engine="paddle",
+                                                                        gpu_ids=(0,)), workers=1)
