@@ -1,6 +1,9 @@
 # Two commands set everything up on a fresh machine: `make serve` and `make test`.
 PY      ?= python3
+# The GPU build has a venv of its own: CPU and GPU Paddle must never share site-packages/paddle.
 VENV    := .venv
+GPU_VENV := .venv-gpu
+DEVICE  := cpu
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 REQ     ?= requirements.txt
@@ -8,7 +11,7 @@ HOST    ?= 0.0.0.0
 UV_VERSION := 0.13.9
 UV      := $(VENV)/bin/uv
 
-.PHONY: install models serve serve-fast test bench proto clean
+.PHONY: install models serve serve-fast test bench proto clean install-gpu serve-gpu serve-fast-gpu
 
 # uv installs the requirements through its cache in $(VENV)/uv-cache, which then holds every wheel
 # they need: tests/test_packaging.py installs pdserving into fresh venvs from it, offline, in
@@ -26,19 +29,24 @@ $(STAMP): Makefile requirements.txt requirements-common.txt requirements-gpu.txt
 
 install: $(STAMP)
 
+# The cpu targets again with the GPU build, in its own venv (the stamp rule follows VENV).
+install-gpu serve-gpu serve-fast-gpu:
+	$(MAKE) $(@:-gpu=) VENV=$(GPU_VENV) REQ=requirements-gpu.txt DEVICE=gpu
+
 models: $(STAMP)
 	$(VPY) -m pdserving.package --get_model ocr_det
 	$(VPY) -m pdserving.package --get_model ocr_rec
 
 # Standard mode: det model server on 9293, OCR web service on 9292 (rec on its own server from 12000).
+# On gpu both run on GPU 0.
 serve: models
-	$(VPY) -m pdserving.serve --model ocr_det_model --port 9293 & DET=$$!; \
+	$(VPY) -m pdserving.serve --model ocr_det_model --port 9293 $(if $(filter gpu,$(DEVICE)),--gpu_ids 0) & DET=$$!; \
 	trap 'kill $$DET 2>/dev/null' EXIT INT TERM; \
-	$(VPY) ocr_web_server.py cpu --host $(HOST)
+	$(VPY) ocr_web_server.py $(DEVICE) --host $(HOST)
 
 # Fast mode: both models in-process.
 serve-fast: models
-	$(VPY) ocr_local_server.py cpu --host $(HOST)
+	$(VPY) ocr_local_server.py $(DEVICE) --host $(HOST)
 
 test: $(STAMP)
 	$(VPY) -m pytest
@@ -52,4 +60,4 @@ proto: $(STAMP)
 	$(VPY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. pdserving/proto/general_model_config.proto
 
 clean:
-	rm -rf $(VENV) ocr_det_model ocr_det_client ocr_rec_model ocr_rec_client ocr_cls_model ocr_cls_client
+	rm -rf $(VENV) $(GPU_VENV) ocr_det_model ocr_det_client ocr_rec_model ocr_rec_client ocr_cls_model ocr_cls_client
