@@ -97,9 +97,10 @@ def config_calls(folder: ModelFolder, options: EngineOptions) -> list[Call]:
     calls.append(Call("enable_use_gpu", (options.gpu_mem_mb, options.gpu_id,
                                          Precision.FP32 if options.use_trt else half)))
     if options.use_trt:
-        # workspace, max batch (unused with dynamic shapes), min subgraph size, precision,
-        # use_static (no engine cache written into the model folder), use_calib_mode (int8 only)
-        calls += [Call("enable_tensorrt_engine", (TRT_WORKSPACE, 1, 3, half, False, False)),
+        # PaddleOCR's values: workspace 1 GiB, max batch 10, subgraphs of 15 ops or more (the
+        # smaller ones stay on Paddle's kernels); then precision, use_static (no engine cache
+        # written into the model folder), use_calib_mode (int8 only).
+        calls += [Call("enable_tensorrt_engine", (TRT_WORKSPACE, 10, 15, half, False, False)),
                   Call("enable_tuned_tensorrt_dynamic_shape",
                        (str(folder.path / TRT_SHAPES), True))]
     return calls

@@ -57,9 +57,7 @@ def test_a_gpu_request_sets_its_device_and_pool_and_nothing_for_the_cpu(model_ro
 def test_tensorrt_with_fp16_and_the_folders_shape_ranges(model_root):
     told = calls(model_root, gpu_ids=(0,), use_trt=True, precision="fp16")
     assert told["enable_use_gpu"][2] == Precision.FP32  # the half precision is TensorRT's
-    workspace, _, min_subgraph, precision, use_static, use_calib = told["enable_tensorrt_engine"]
-    assert (workspace, min_subgraph, precision, use_static, use_calib) == \
-        (1 << 30, 3, Precision.FP16, False, False)
+    assert told["enable_tensorrt_engine"] == (1 << 30, 10, 15, Precision.FP16, False, False)
     assert told["enable_tuned_tensorrt_dynamic_shape"] == \
         (str(model_root / "ocr_det_model" / TRT_SHAPES), True)  # shapes beyond: built at run
     assert not CPU_ONLY & told.keys()
