@@ -59,7 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def engine_options(args: argparse.Namespace) -> EngineOptions:
-    gpu_ids = () if args.device == "cpu" else args.gpu_ids or ((0,) if args.device == "gpu" else ())
+    if args.device == "cpu":
+        gpu_ids = ()
+    elif args.device == "gpu":
+        gpu_ids = args.gpu_ids or (0,)
+    else:
+        gpu_ids = args.gpu_ids
     return EngineOptions(engine=args.engine or default_engine(gpu_ids), gpu_ids=gpu_ids,
                          threads=args.cpu_math_thread_num, instances=args.instances,
                          precision=args.precision, mkldnn=args.use_mkl, ir_optim=args.ir_optim,

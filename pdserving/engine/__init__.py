@@ -132,7 +132,7 @@ def parse_gpu_ids(text: str) -> tuple[int, ...]:
 
 
 def _precision(text: str) -> str:
-    return {"f32": "fp32"}.get(text, text)  # f32: the name pdserving 0.1 used
+    return {"f32": "fp32"}.get(text, text)  # f32: the earlier name, still accepted
 
 
 def add_engine_flags(parser) -> None:

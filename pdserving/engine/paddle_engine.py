@@ -18,7 +18,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from pdserving.engine import Engine, EngineOptions, GpuUnavailable, import_paddle
+from pdserving.engine import Engine, EngineError, EngineOptions, GpuUnavailable, import_paddle
 from pdserving.engine.model_folder import ModelFolder
 
 
@@ -142,7 +142,11 @@ def trt_shapes(folder: ModelFolder, usual: Sequence[dict[str, np.ndarray]],
             predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(value))
         predictor.run()
     del predictor  # the ranges are written when the predictor goes
-    os.replace(partial, path)  # whole, even with two services preparing the folder at once
+    try:
+        os.replace(partial, path)  # whole, even with two services preparing the folder at once
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise EngineError(f"cannot keep TensorRT's shape ranges in {path}: {e}") from None
     return path
 
 

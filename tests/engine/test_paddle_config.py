@@ -110,6 +110,16 @@ def test_tensorrt_shape_ranges_span_what_the_services_send(name, low, high, usua
     assert trt_shapes(folder, []) == path and path.stat().st_mtime_ns == before  # kept
 
 
+def test_shape_ranges_that_cannot_be_kept_are_a_one_line_error(model_root, tmp_path):
+    shutil.copytree(model_root / "ocr_det_model", tmp_path / "det")
+    (tmp_path / "det" / TRT_SHAPES / "in-the-way").mkdir(parents=True)  # a folder in its place
+    folder = ModelFolder.read(tmp_path / "det")
+    with pytest.raises(EngineError, match="cannot keep TensorRT's shape ranges in .*det"):
+        trt_shapes(folder, folder.warmup_feeds())
+    assert {p.name for p in (tmp_path / "det").iterdir()} == {
+        p.name for p in (model_root / "ocr_det_model").iterdir()} | {TRT_SHAPES}  # no leftover
+
+
 def test_gpu_workers_one_per_gpu_unless_asked():
     two = EngineOptions(engine="paddle", gpu_ids=(0, 1)).sized()
     assert (two.instances, two.threads) == (2, 1)
