@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 from pdserving import malloc, metrics
-from pdserving.engine import (GPU_START_TIMEOUT_S, EngineError, EngineOptions,
-                              add_engine_flags, check_options, default_engine, engine_flags,
-                              parse_gpu_ids)
+from pdserving.engine import (EngineError, EngineOptions, add_engine_flags, check_options,
+                              default_engine, engine_flags, parse_gpu_ids)
 from pdserving.engine.process_pool import WorkerError
 from pdserving.launcher import model_server
 from pdserving.net import free_port
@@ -109,7 +108,7 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     child = model_server(model_dir, free_port(args.model_port),
                          extra_args=engine_flags(engine.sized()))
     try:
-        child.start(GPU_START_TIMEOUT_S if engine.gpu_ids else 60.0)
+        child.start(engine.start_timeout)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

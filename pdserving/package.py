@@ -134,15 +134,15 @@ def _without_fetch_scales(program: bytes) -> bytes:
     prog.ParseFromString(program)
     block = prog.blocks[0]
     source = {}  # scale output -> its input, for the scales added by serialize_program
-    for op in block.ops:
+    dropped = set()  # their op indices
+    for index, op in enumerate(block.ops):
         out = [a for o in op.outputs for a in o.arguments]
         if op.type == "scale" and len(out) == 1 and out[0].startswith("save_infer_model/scale_"):
             source[out[0]] = next(a for i in op.inputs if i.parameter == "X" for a in i.arguments)
+            dropped.add(index)
     if not source:
         return program
-    kept = [op for op in block.ops
-            if not (op.type == "scale" and any(a in source for o in op.outputs
-                                               for a in o.arguments))]
+    kept = [op for index, op in enumerate(block.ops) if index not in dropped]
     for op in kept:
         if op.type == "fetch":
             for slot in op.inputs:

@@ -24,7 +24,7 @@ import numpy as np
 from starlette.applications import Starlette
 
 from pdserving.compat.local_predict import Debugger, device_options, fail
-from pdserving.engine import GPU_START_TIMEOUT_S, EngineError, check_options
+from pdserving.engine import EngineError, check_options
 from pdserving.errors import ServingError
 from pdserving.launcher import ServerProcess, model_server
 from pdserving.net import free_port
@@ -84,15 +84,16 @@ class WebService:
         port from 12000; ``self.client`` is a ``Client`` connected to it."""
         model_dir = self._model_dir()
         gpu_ids = self._gpu_ids()
+        options = device_options(gpu_ids)
         try:  # here, not in the child: its multi-line failure would be all the user sees
-            check_options(device_options(gpu_ids))
+            check_options(options)
         except EngineError as e:
             raise fail(e) from None
         # pdserving.serve picks the engine for the device as device_options does
         args = ["--gpu_ids", ",".join(map(str, gpu_ids))] if gpu_ids else []
         server = model_server(model_dir, free_port(RPC_PORT), extra_args=args)
         try:
-            server.start(GPU_START_TIMEOUT_S if gpu_ids else 60.0)
+            server.start(options.start_timeout)
         except RuntimeError as e:
             raise fail(e) from None
         self._model_server = server

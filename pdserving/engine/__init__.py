@@ -77,6 +77,12 @@ class EngineOptions:
     use_trt: bool = False     # Paddle on a GPU: TensorRT subgraphs (shape ranges: trt_shapes)
 
     @property
+    def start_timeout(self) -> float:
+        """How long a model server running on these options may take to start: minutes on a
+        GPU, where TensorRT builds its engines at first start."""
+        return GPU_START_TIMEOUT_S if self.gpu_ids else 60.0
+
+    @property
     def gpu_id(self) -> int | None:
         """The (first) GPU, or None on the CPU."""
         return self.gpu_ids[0] if self.gpu_ids else None

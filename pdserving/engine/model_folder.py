@@ -81,6 +81,12 @@ class ModelFolder:
         return shape[1] if len(shape) == 3 and shape[1] > 0 and shape[2] <= 0 else None
 
     @property
+    def takes_pages(self) -> bool:
+        """The first feed is an image of any size (``[3, -1, -1]``): a page model, as det is."""
+        shape = self.feeds[0].shape if self.feeds else []
+        return len(shape) == 3 and shape[1] <= 0 and shape[2] <= 0
+
+    @property
     def best_path_classes(self) -> int | None:
         """The class count when the first output is the best path (the bundled rec model) and
         None when it is the class probabilities (a converted model)."""
@@ -110,8 +116,7 @@ class ModelFolder:
         floor width, an image model (``[3, -1, -1]``) two page sizes, others one batch of 1."""
         if self.rec_height:
             return [self.zeros(n, line_width) for n in (1, line_batch)]
-        shape = self.feeds[0].shape if self.feeds else []
-        if len(shape) == 3 and shape[1] <= 0 and shape[2] <= 0:
+        if self.takes_pages:
             return [self.zeros(1, side) for side in page_sides]
         return [self.zeros(1)]
 
@@ -122,8 +127,7 @@ class ModelFolder:
         span TensorRT's shape ranges."""
         if self.rec_height:
             return [self.zeros(1, line_max_width)]
-        shape = self.feeds[0].shape if self.feeds else []
-        if len(shape) == 3 and shape[1] <= 0 and shape[2] <= 0:
+        if self.takes_pages:
             return [self.zeros(1, page_min_side)]
         return []
 
