@@ -56,7 +56,7 @@ bench: models
 
 # Regenerate the gRPC/protobuf modules from pdserving/proto/*.proto (output is committed).
 proto: $(STAMP)
-	$(VPY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. pdserving/proto/general_model_service.proto
+	$(VPY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. pdserving/proto/general_model_service.proto pdserving/proto/pipeline_service.proto
 	$(VPY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. pdserving/proto/general_model_config.proto
 
 clean:

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from pdserving import malloc, metrics
-from pdserving.engine import (EngineError, EngineOptions, add_engine_flags, check_options,
-                              default_engine, engine_flags, parse_gpu_ids)
+from pdserving.engine import (ENGINES, EngineError, EngineOptions, add_engine_flags,
+                              check_options, default_engine, engine_flags, parse_gpu_ids)
 from pdserving.engine.process_pool import WorkerError
 from pdserving.launcher import model_server
-from pdserving.net import free_port
+from pdserving.net import PortInUse, free_port
 from pdserving.package import ensure_model
 from pdserving.pipeline import OcrOptions
 from pdserving.services import KINDS, local_handler, remote_handler
@@ -147,6 +147,39 @@ def rec_local_server(argv: list[str]) -> int:
     return _local("rec", "Rec-only service, rec in-process.", argv)
 
 
+def pipeline_service(kind: str, argv: list[str]) -> int:
+    """PaddleOCR's pipeline service (``web_service.py --config=config.yml``): HTTP and gRPC
+    ``PipelineService`` on the config's ports, the models in-process."""
+    from pdserving.pipeline_serving import config as pipeline_config
+    from pdserving.pipeline_serving.service import (DROP_SCORE, KINDS, Pipeline, http_front,
+                                                    serve_grpc)
+
+    p = argparse.ArgumentParser(description=pipeline_service.__doc__.split("\n")[0])
+    p.add_argument("--config", default="config.yml", help="the pipeline config (config.yml)")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="openvino (the CPU default) or paddle (the GPU engine)")
+    args = p.parse_args(argv)
+    try:
+        conf = pipeline_config.load(args.config, KINDS[kind].ops, args.engine)
+        handler = local_handler(kind, engine=conf.engine, model_dirs=conf.model_dirs,
+                                options=OcrOptions(drop_score=DROP_SCORE))
+    except (pipeline_config.ConfigError, EngineError, FileNotFoundError, WorkerError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    pipeline = Pipeline(handler, kind, conf.settings.max_image_pixels)
+    try:
+        rpc = serve_grpc(pipeline, args.host, conf.rpc_port, conf.settings)
+    except PortInUse as e:
+        handler.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    app = create_app(handler, conf.settings, front=http_front(pipeline),
+                     on_shutdown=[lambda: rpc.stop(5).wait(), handler.close])
+    return run(app, args.host, conf.http_port,
+               also=f", gRPC PipelineService on {args.host}:{conf.rpc_port}")
+
+
 def ocr_web_client(argv: list[str]) -> int:
     """Post every image of a folder to the service and print each JSON answer."""
     import base64
@@ -160,8 +193,7 @@ def ocr_web_client(argv: list[str]) -> int:
     p.add_argument("--url", default="http://127.0.0.1:9292/ocr/prediction")
     p.add_argument("--fetch", default="res", help="comma separated: res,dt_boxes,rec_scores")
     args = p.parse_args(argv)
-    images = sorted(f for f in Path(args.folder).iterdir()
-                    if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif"})
+    images = _images(args.folder)
     if not images:
         print(f"error: no images in {args.folder}", file=sys.stderr)
         return 2
@@ -178,3 +210,76 @@ def ocr_web_client(argv: list[str]) -> int:
             failed += r.status_code != 200
             print(f.name, json.dumps(r.json(), ensure_ascii=False))
     return 1 if failed else 0
+
+
+def _images(folder: str) -> list[Path]:
+    return sorted(f for f in Path(folder).iterdir()
+                  if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif"})
+
+
+def _print_pipeline_reply(err_no: int, err_msg: str, values: list[str]) -> None:
+    """A pipeline reply as PaddleOCR's clients print it: the code, then one item per line (an
+    OCR line is ``(text, score), box``). The value is read with ``ast.literal_eval``, not
+    ``eval``: a reply is data, never code to run."""
+    import ast
+
+    print(f"err_no:{err_no}, err_msg:{err_msg}")
+    for value in values:
+        for item in ast.literal_eval(value):
+            print(", ".join(map(str, item)) if isinstance(item, tuple) else item)
+
+
+def pipeline_http_client(argv: list[str]) -> int:
+    """Post every image of a folder to a pipeline service over HTTP and print its lines."""
+    import base64
+    import json
+
+    import httpx
+
+    p = argparse.ArgumentParser(description=pipeline_http_client.__doc__)
+    p.add_argument("--image_dir", default="samples")
+    p.add_argument("--url", default="http://127.0.0.1:9998/ocr/prediction")
+    args = p.parse_args(argv)
+    failed = 0
+    with httpx.Client(timeout=120) as client:
+        for f in _images(args.image_dir):
+            print(f"{'*' * 10}{f.name}{'*' * 10}")
+            data = {"key": ["image"], "value": [base64.b64encode(f.read_bytes()).decode()]}
+            try:  # a JSON string body and no Content-Type, as PaddleOCR's client sends it
+                reply = client.post(args.url, content=json.dumps(data)).json()
+            except (httpx.HTTPError, ValueError) as e:
+                print(f"error: {args.url}: {e}", file=sys.stderr)
+                return 1
+            failed += reply["err_no"] != 0
+            _print_pipeline_reply(reply["err_no"], reply["err_msg"], reply["value"])
+    return 1 if failed else 0
+
+
+def pipeline_rpc_client(argv: list[str]) -> int:
+    """Send every image of a folder to a pipeline service over gRPC and print its lines."""
+    import base64
+
+    import grpc
+
+    from pdserving.pipeline_serving.client import PipelineClient
+
+    p = argparse.ArgumentParser(description=pipeline_rpc_client.__doc__)
+    p.add_argument("--image_dir", default="samples")
+    p.add_argument("--endpoint", default="127.0.0.1:18091")
+    args = p.parse_args(argv)
+    client = PipelineClient()
+    client.connect([args.endpoint])
+    failed = 0
+    for f in _images(args.image_dir):
+        print(f"{'*' * 10}{f.name}{'*' * 10}")
+        try:
+            reply = client.predict({"image": base64.b64encode(f.read_bytes()).decode()},
+                                   fetch=["res"], timeout=120)
+        except grpc.RpcError as e:
+            print(f"error: {args.endpoint}: {e.code().name}: {e.details()}", file=sys.stderr)
+            return 1
+        failed += reply.err_no != 0
+        _print_pipeline_reply(reply.err_no, reply.err_msg, list(reply.value))
+    client.close()
+    return 1 if failed else 0
+

@@ -23,6 +23,8 @@ IN_FLIGHT = Gauge("pdserving_requests_in_flight",
                   ["service"])
 QUEUED = Gauge("pdserving_requests_queued", "Admitted requests waiting for a processing slot",
                ["service"])
+RPC_REQUESTS = Counter("pdserving_rpc_requests", "gRPC pipeline calls answered, by err_no",
+                       ["service", "err_no"])
 INFERENCE = Histogram("pdserving_model_inference_seconds", "Time of one model call (one batch)",
                       ["model"], buckets=_BUCKETS)
 

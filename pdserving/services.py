@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Callable, ClassVar, Sequence, get_type_hints
+from types import MappingProxyType
+from typing import Annotated, Callable, ClassVar, Mapping, Sequence, get_type_hints
 
 import numpy as np
 from pydantic import ConfigDict, Field, with_config
@@ -189,16 +190,19 @@ def build_handler(kind: str, det: Model | None, rec: Model | None,
 
 def local_handler(kind: str, model_root: str | Path = ".",
                   engine: EngineOptions | None = None,
-                  options: OcrOptions = OcrOptions()) -> _Handler:
+                  options: OcrOptions = OcrOptions(),
+                  model_dirs: Mapping[str, Path] = MappingProxyType({})) -> _Handler:
     """Fast mode: the models this service needs, in this process (OpenVINO) or in
     ``engine.instances`` worker processes (Paddle), loaded and warmed up at the shapes the
-    pipeline sends. ``handler.close()`` stops them."""
+    pipeline sends. A model's folder is ``model_dirs[name]`` if given, else
+    ``model_root/ocr_<name>_model``. ``handler.close()`` stops them."""
     engine = engine or EngineOptions()
     root = Path(model_root)
     names = list(KINDS[kind].models)
     if options.use_cls and "rec" in names:
         names.append("cls")
-    folders = {n: ModelFolder.read(ensure_model(root / f"ocr_{n}_model")) for n in names}
+    folders = {n: ModelFolder.read(ensure_model(model_dirs.get(n, root / f"ocr_{n}_model")))
+               for n in names}
     loaded = load_models(folders, engine,
                          {n: pipeline_warmup(n, f, options) for n, f in folders.items()})
     metrics.note_engines(loaded.engines)

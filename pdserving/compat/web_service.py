@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from starlette.applications import Starlette
@@ -30,7 +30,7 @@ from pdserving.launcher import ServerProcess, model_server
 from pdserving.net import free_port
 from pdserving.package import ensure_model
 from pdserving.rpc.client import Client
-from pdserving.web.app import WebSettings, create_app
+from pdserving.web.app import Front, WebSettings, create_app
 from pdserving.web.runner import run
 from pdserving.web.schemas import load_request
 
@@ -122,8 +122,8 @@ class WebService:
         if self.client is None:
             raise fail("call run_rpc_service() or run_debugger_service() before "
                        "run_web_service()")
-        return create_app(self, self.settings, on_shutdown=[self.close], answer=self.answer,
-                          path=f"/{self.name}/prediction")
+        return create_app(self, self.settings, on_shutdown=[self.close],
+                          front=Front(f"/{self.name}/prediction", self.answer))
 
     # -- the hooks a subclass overrides ----------------------------------------------------------
 
@@ -137,11 +137,11 @@ class WebService:
 
     # -- serving ---------------------------------------------------------------------------------
 
-    def answer(self, body: bytes) -> Any:
+    def answer(self, body: bytes, path_params: Mapping[str, str]) -> dict:
         """One request (blocking): the hooks around a model call, JSON-ready."""
         request = load_request(body)
         with contextlib.nullcontext() if self.thread_safe else self._hooks:
-            return _plain(self._answer(request))
+            return {"result": _plain(self._answer(request))}
 
     def _answer(self, request: dict) -> Any:
         feed, fetch = self._call(self.preprocess, feed=request["feed"], fetch=request["fetch"])

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import anyio
 import numpy as np
@@ -65,36 +65,48 @@ class WebSettings:
     retry_after: float = 1.0            # seconds, the Retry-After of 503 answers
 
 
+def error_body(err_no: int, message: str) -> ErrorBody:
+    """SPEC section 4's error body: the message in both ``result`` and ``err_msg``."""
+    return ErrorBody(result=message, err_no=err_no, err_msg=message)
+
+
+@dataclass(frozen=True)
+class Front:
+    """A request form other than SPEC section 4's, served with the same limits, health, metrics
+    and error handling: e.g. the 2020 ``WebService``, whose hooks get the feed as sent, or
+    Paddle Serving's pipeline protocol."""
+
+    path: str  # the POST route; may hold {parameters}
+    answer: Callable[[bytes, Mapping[str, str]], dict]  # blocking: body, path params -> reply
+    error_body: Callable[[int, str], dict] = error_body  # err_no, message -> an error's JSON
+    shown_path: str = ""  # the URL path the ready line shows (default: ``path``)
+
+
 def create_app(handler: Handler, settings: WebSettings = WebSettings(),
                on_shutdown: Sequence[Callable[[], None]] = (), *,
-               answer: Callable[[bytes], dict] | None = None,
-               path: str = PREDICT_PATH) -> Starlette:
-    """The ASGI app serving ``handler`` on ``POST path``; ``on_shutdown`` callbacks run (in
-    order, each even if another failed) after in-flight requests have finished at server
-    shutdown.
-
-    ``answer`` (blocking: request body -> ``result`` object) replaces SPEC section 4's parsing
-    and decoding for a front with its own request form, e.g. the 2020 ``WebService`` whose hooks
-    get the feed as sent; the limits, errors, health and metrics stay the same.
-    """
+               front: Front | None = None) -> Starlette:
+    """The ASGI app serving ``handler`` on ``POST /ocr/prediction`` (or as ``front`` says);
+    ``on_shutdown`` callbacks run (in order, each even if another failed) after in-flight
+    requests have finished at server shutdown."""
     admission = Admission(settings.max_in_flight, settings.max_queue, settings.retry_after)
     metrics.IN_FLIGHT.labels(handler.name).set_function(lambda: admission.running)
     metrics.QUEUED.labels(handler.name).set_function(lambda: admission.waiting)
-    own_form = answer is not None
-    answer = answer or partial(_predict, handler, settings)
+    own_form = front is not None
+    front = front or Front(PREDICT_PATH, partial(_predict, handler, settings))
 
     async def predict(request: Request) -> Response:
         with admission.ticket():
             with anyio.move_on_after(settings.request_timeout):
                 body = await _read_body(request, settings.max_body_bytes)
-                return JSONResponse({"result": await admission.run(partial(answer, body))})
+                answer = partial(front.answer, body, request.path_params)
+                return JSONResponse(await admission.run(answer))
         raise Unavailable(f"request timed out after {settings.request_timeout:g} s",
                           settings.retry_after)
 
     async def ready(request: Request) -> Response:
         reason = await run_in_threadpool(handler.ready)
         if reason:
-            return _error(503, 503, f"not ready: {reason}",
+            return _error(request, 503, 503, f"not ready: {reason}",
                           {"Retry-After": _seconds(settings.retry_after)})
         return JSONResponse(Status(status="ready"))
 
@@ -109,28 +121,29 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
                 log.exception("%s: shutdown callback %r failed", handler.name, callback)
 
     routes = [
-        Route(path, predict, methods=["POST"]),
+        Route(front.path, predict, methods=["POST"]),
         Route("/health", _health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
     if not own_form:  # a front with its own request form would need a page and docs of its own
-        routes.append(page_route(handler.name, path, handler.outputs))
-        routes.extend(docs_routes(handler, settings, path))
+        routes.append(page_route(handler.name, PREDICT_PATH, handler.outputs))
+        routes.extend(docs_routes(handler, settings, PREDICT_PATH))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_RequestMetrics, service=handler.name,
-                               routes=frozenset(r.path for r in routes))],
+        middleware=[Middleware(_RequestMetrics, service=handler.name)],
         exception_handlers={ServingError: _serving_error, HTTPException: _http_error,
                             Exception: _internal_error},
         lifespan=lifespan,
     )
     app.state.service = handler.name
-    app.state.predict_path = path
+    app.state.predict_path = front.shown_path or front.path
+    app.state.error_body = front.error_body
     return app
 
 
-def _predict(handler: Handler, settings: WebSettings, body: bytes) -> dict:
+def _predict(handler: Handler, settings: WebSettings, body: bytes,
+             path_params: Mapping[str, str]) -> dict:
     """The blocking part of a prediction: parse, decode every image, call the handler."""
     request = parse_prediction(body, handler.name, handler.outputs, settings.max_images)
     images = []
@@ -139,7 +152,7 @@ def _predict(handler: Handler, settings: WebSettings, body: bytes) -> dict:
             images.append(decode_base64_image(b64, settings.max_image_pixels))
         except (BadRequest, PayloadTooLarge) as e:
             raise type(e)(f"feed[{i}].image: {e.message}") from None
-    return handler(images, request.fetch)
+    return {"result": handler(images, request.fetch)}
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -172,43 +185,42 @@ def _seconds(value: float) -> str:
     return str(max(1, math.ceil(value)))
 
 
-def _error(status: int, err_no: int, message: str, headers: dict | None = None) -> Response:
-    """SPEC section 4's error body: the message in both ``result`` and ``err_msg``."""
-    return JSONResponse(ErrorBody(result=message, err_no=err_no, err_msg=message), status,
-                        headers)
+def _error(request: Request, status: int, err_no: int, message: str,
+           headers: dict | None = None) -> Response:
+    """An error in the app's form (``Front.error_body``)."""
+    return JSONResponse(request.app.state.error_body(err_no, message), status, headers)
 
 
 async def _serving_error(request: Request, exc: ServingError) -> Response:
     headers = ({"Retry-After": _seconds(exc.retry_after)} if isinstance(exc, Unavailable)
                else None)
-    return _error(exc.status, exc.err_no, exc.message, headers)
+    return _error(request, exc.status, exc.err_no, exc.message, headers)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     """Starlette's own 404 and 405 (with its Allow header), as JSON."""
-    return _error(exc.status_code, exc.status_code,
+    return _error(request, exc.status_code, exc.status_code,
                   f"{exc.detail}: {request.method} {request.url.path}", exc.headers)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     """A bug: a generic message to the client; the server re-raises, and uvicorn logs the
     traceback."""
-    return _error(500, 500, "internal server error")
+    return _error(request, 500, 500, "internal server error")
 
 
 class _RequestMetrics:
-    """Counts every HTTP response by route and status, and times it."""
+    """Counts every HTTP response by route (its template, e.g. ``/{name}/{method}``) and
+    status, and times it."""
 
-    def __init__(self, app: ASGIApp, service: str, routes: frozenset[str]):
+    def __init__(self, app: ASGIApp, service: str):
         self.app = app
         self.service = service
-        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = scope["path"] if scope["path"] in self.routes else "other"
         status = 500  # unless a response starts: an exception ends as a 500
 
         async def send_and_note(message: Message) -> None:
@@ -220,6 +232,7 @@ class _RequestMetrics:
         start = time.perf_counter()
         try:
             await self.app(scope, receive, send_and_note)
-        finally:
+        finally:  # the router notes the route it matched in the scope
+            route = getattr(scope.get("route"), "path", "other")
             metrics.REQUESTS.labels(self.service, route, str(status)).inc()
             metrics.LATENCY.labels(self.service, route).observe(time.perf_counter() - start)

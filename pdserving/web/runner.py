@@ -32,10 +32,11 @@ class _Server(uvicorn.Server):
 
 
 def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
-        graceful_timeout: int = 10, log_level: str = "info") -> int:
+        graceful_timeout: int = 10, log_level: str = "info", also: str = "") -> int:
     """Serve ``app`` until SIGTERM/SIGINT; the exit code: 0 after a stop, 1 if the port is
     taken, 130 after Ctrl-C. (On SIGTERM uvicorn re-raises the signal once the shutdown is
-    done, so the process ends as killed by SIGTERM, as supervisors expect.)"""
+    done, so the process ends as killed by SIGTERM, as supervisors expect.) ``also`` ends the
+    ready line (e.g. the other port a process serves on)."""
     try:
         sock = bind(host, port)
     except PortInUse as e:
@@ -46,7 +47,7 @@ def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             timeout_graceful_shutdown=graceful_timeout)
     server = _Server(config, f"pdserving {service} service ready on "
-                             f"http://{host}:{sock.getsockname()[1]}{path}")
+                             f"http://{host}:{sock.getsockname()[1]}{path}{also}")
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
