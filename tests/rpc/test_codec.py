@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from pdserving.proto.general_model_service_pb2 import Tensor
 from pdserving.rpc.codec import (
-    NUMPY_DTYPE, TYPED_FIELD, CodecError, ElemType, from_tensor, to_tensor, type_name)
+    NUMPY_DTYPE, REPLY_FIELD, TYPED_FIELD, CodecError, ElemType, from_tensor, to_tensor, type_name)
 
 NUMERIC = {0: np.int64, 1: np.float32, 2: np.int32, 3: np.float64, 4: np.int16, 5: np.float16,
            7: np.uint8, 8: np.int8, 9: np.bool_}
@@ -50,6 +50,23 @@ def test_typed_fields_are_accepted(code, dtype):
     b = from_tensor(wire(t))
     assert b.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(b, a)
+
+
+# Paddle Serving 0.9's server: FP32, INT64, INT32 typed, the 16/8-bit types raw; ours adds
+# FP64 and BOOL in their typed fields.
+REPLY = {0: "int64_data", 1: "float_data", 2: "int_data", 3: "float64_data", 9: "bool_data"}
+
+
+@pytest.mark.parametrize("code,dtype", NUMERIC.items())
+def test_typed_replies_use_the_fields_of_paddle_serving_09(code, dtype):
+    a = sample(dtype)
+    t = wire(to_tensor(a, typed=True))
+    filled = {f.name for f, _ in t.ListFields()} - {"elem_type", "shape"}
+    assert filled == {REPLY.get(code, "tensor_content")}
+    b = from_tensor(t)
+    assert b.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(b, a)
+    assert {int(c): f for c, f in REPLY_FIELD.items()} == REPLY
 
 
 def test_bfloat16_travels_as_uint16_bits():
