@@ -1,5 +1,8 @@
 """``python -m pdserving.serve --model DIR --port 9293``: the model server (Paddle Serving flags).
 
+Its port answers gRPC and HTTP (``POST /GeneralModelService/inference``, JSON or protobuf), as
+Paddle Serving 0.9's did, so each of its clients' modes works against it.
+
 Start-up failures a user can fix (no GPU build, port taken, not a model folder) are one line on
 stderr and a non-zero exit, never a traceback. "ready" is printed only once the model is warm.
 """
@@ -34,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=9393)
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--thread", type=int, default=4,
-                   help="concurrent calls; they share min(thread, cores) model processes")
+                   help="concurrent calls (gRPC and HTTP); they share min(thread, cores) "
+                        "model processes")
     p.add_argument("--gpu_ids", type=parse_gpu_ids, default=(),
                    help="GPUs to run on, comma separated, one model worker on each unless "
                         "--instances says more (they take the GPUs in turn); empty = CPU")
@@ -49,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="oneDNN (MKL-DNN) kernels on CPU")
     p.add_argument("--mem_optim_off", action="store_true", help="no memory reuse optimisation")
     p.add_argument("--max_body_size", type=int, default=MAX_BODY_SIZE,
-                   help="largest request/response message in bytes")
+                   help="largest request/response in bytes (an HTTP body also once "
+                        "decompressed)")
     p.add_argument("--instances", type=int, default=None,
                    help="model calls at once: OpenVINO streams (default 1) or Paddle worker "
                         "processes (default min(thread, cores); on GPUs one per GPU)")

@@ -1,11 +1,12 @@
 """``python -m pdserving.serve``: start-up failures are one line and a non-zero exit, a started
-server says ready and stops cleanly on SIGTERM/SIGINT."""
+server says ready, answers gRPC and HTTP on its port, and stops cleanly on SIGTERM/SIGINT."""
 
 import signal
 import subprocess
 import sys
 import time
 
+import httpx
 import numpy as np
 import pytest
 
@@ -81,6 +82,23 @@ def test_a_model_openvino_cannot_read_is_served_by_paddle(pir_model, tmp_path):
                                    "ids": np.ones((1, 2, 5), np.int64)},
                              fetch=list(client.fetches), batch=True)
         assert out[list(client.fetches)[0]].shape == (1, 3)
+
+
+def test_one_port_answers_grpc_and_http(det_server):
+    """Paddle Serving 0.9's clients: our gRPC client, and HttpClient's JSON (typed fields)."""
+    from pdserving.rpc.client import RemoteModel
+
+    x = np.zeros((1, 3, 32, 64), np.float32)
+    model = RemoteModel([det_server.endpoint], feed_name="image")
+    assert model(x).shape == (1, 1, 32, 64)
+    model.close()
+    tensor = {"float_data": x.reshape(-1).tolist(), "shape": list(x.shape), "elem_type": 1,
+              "name": "x", "alias_name": "image"}
+    reply = httpx.post(f"http://{det_server.endpoint}/GeneralModelService/inference",
+                       json={"tensor": [tensor], "fetch_var_names": [], "log_id": 1}, timeout=30)
+    assert reply.status_code == 200 and reply.headers["Content-Type"] == "application/json"
+    out = reply.json()["outputs"][0]["tensor"][0]
+    assert out["shape"] == [1, 1, 32, 64] and len(out["float_data"]) == 32 * 64
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

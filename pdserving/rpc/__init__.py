@@ -1,4 +1,5 @@
-"""The model server's gRPC layer: codec (ndarray <-> Tensor), server and client.
+"""The model server's RPC layer: codec (ndarray <-> Tensor), server (gRPC, and HTTP through
+``dispatch`` and ``http`` on the same port) and client.
 
 These modules are the only users of the generated code in ``pdserving.proto``. The client side
 (``codec``, ``client``) imports neither the server nor any engine, so a client needs only grpcio,

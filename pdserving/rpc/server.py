@@ -1,16 +1,22 @@
-"""The model server: one Paddle model behind gRPC ``GeneralModelService`` (SPEC section 5).
+"""The model server: one Paddle model behind ``GeneralModelService`` (SPEC sections 5 and 8).
 
 Every request is checked against the model's feed/fetch variables before it reaches the engine
 (OpenVINO or Paddle), so a bad request gets ``err_no``/``err_msg`` in its Response while the
-server keeps serving.
+server keeps serving. One port answers gRPC and Paddle Serving's HTTP/1.1 (JSON or protobuf):
+a dispatcher (``dispatch``) relays each connection to the gRPC server or to the HTTP app
+(``http``), both listening on unix sockets in a private folder, both answering through
+``GeneralModelService.respond``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from concurrent import futures
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import grpc
 import numpy as np
@@ -25,6 +31,8 @@ from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
 from pdserving.rpc import MAX_BODY_SIZE
 from pdserving.rpc.codec import CodecError, from_tensor, to_tensor, type_name
+from pdserving.rpc.dispatch import Dispatcher
+from pdserving.rpc.http import HttpServer, create_app
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +50,37 @@ class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
         self.fetch_order = list(folder.fetches)
 
     def inference(self, request: pb.Request, context) -> pb.Response:
-        try:
-            outputs = self.predict(request)
-        except ServingError as e:
-            return pb.Response(log_id=request.log_id, err_no=e.err_no, err_msg=e.message)
-        except Exception as e:  # Paddle's own failures: reported, the server goes on serving
-            log.exception("inference failed (log_id %s)", request.log_id)
-            return pb.Response(log_id=request.log_id, err_no=500,
-                               err_msg=f"inference failed: {type(e).__name__}: {e}")
-        return pb.Response(log_id=request.log_id,
-                           outputs=[pb.ModelOutput(tensor=outputs, engine_name=ENGINE_NAME)])
+        return self.respond(lambda: request)[0]
 
     debug = inference
 
+    def respond(self, read: Callable[[], pb.Request]) -> tuple[pb.Response, int]:
+        """The Response to the request ``read()`` gives, and its HTTP status: 200, a
+        ServingError's own (``read`` raises them for bodies it cannot decode), or 500."""
+        log_id = 0
+        try:
+            request = read()
+            log_id = request.log_id
+            outputs = self.predict(request)
+        except ServingError as e:
+            return pb.Response(log_id=log_id, err_no=e.err_no, err_msg=e.message), e.status
+        except Exception as e:  # Paddle's own failures: reported, the server goes on serving
+            log.exception("inference failed (log_id %s)", log_id)
+            return pb.Response(log_id=log_id, err_no=500,
+                               err_msg=f"inference failed: {type(e).__name__}: {e}"), 500
+        return pb.Response(log_id=log_id, outputs=[
+            pb.ModelOutput(tensor=outputs, engine_name=ENGINE_NAME)]), 200
+
     def predict(self, request: pb.Request) -> list[pb.Tensor]:
-        """Check and decode the feeds, run the model, encode the requested outputs."""
+        """Check and decode the feeds, run the model, encode the requested outputs: in the
+        typed fields if the feeds came in them (a client of Paddle Serving 0.9's server reads
+        only those), else as raw bytes."""
         feeds = self._decode_feeds(request.tensor)
         fetch = self._fetch_vars(request.fetch_var_names)
         results = self.engine.run(feeds, list(dict.fromkeys(v.name for _, v in fetch)))
-        return [to_tensor(results[v.name], name=v.name, alias_name=asked) for asked, v in fetch]
+        typed = not any(t.tensor_content for t in request.tensor)
+        return [to_tensor(results[v.name], name=v.name, alias_name=asked, typed=typed)
+                for asked, v in fetch]
 
     def _decode_feeds(self, tensors) -> dict[str, np.ndarray]:
         if not tensors:
@@ -108,10 +128,14 @@ def _check_shape(label: str, shape: list[int], expected: list[int]) -> None:
 
 @dataclass
 class ModelServer:
-    """A started model server: the gRPC server, and its model."""
+    """A started model server: its dispatcher, gRPC and HTTP servers, and its model."""
 
+    dispatcher: Dispatcher
     grpc: grpc.Server
+    http: HttpServer
+    pool: futures.ThreadPoolExecutor
     models: LoadedModels
+    workdir: tempfile.TemporaryDirectory
 
     @property
     def engine(self) -> str:
@@ -120,8 +144,34 @@ class ModelServer:
 
     def stop(self, grace: float | None) -> None:
         """Stop taking calls, let those in flight finish (up to ``grace`` s), free the model."""
-        self.grpc.stop(grace).wait()
+        self.dispatcher.close()
+        stopped = self.grpc.stop(grace)
+        self.http.stop(grace)
+        stopped.wait()
+        self.dispatcher.stop()
+        self.pool.shutdown(cancel_futures=True)
         self.models.close()
+        self.workdir.cleanup()
+
+
+def load_service(model_dir: str | os.PathLike, threads: int,
+                 options: EngineOptions) -> tuple[GeneralModelService, LoadedModels]:
+    """The model loaded and warmed up, behind its service."""
+    folder = ModelFolder.read(model_dir)
+    if options.engine == "paddle" and options.instances is None and not options.gpu_ids:
+        options = replace(options, instances=min(threads, len(os.sched_getaffinity(0))))
+    loaded = load_models({"model": folder}, options, {"model": folder.warmup_feeds()})
+    return GeneralModelService(loaded.models["model"], folder), loaded
+
+
+def grpc_server(service: GeneralModelService, pool: futures.ThreadPoolExecutor,
+                max_body_size: int) -> grpc.Server:
+    """The gRPC server of ``service``, its calls run in ``pool`` (no port yet)."""
+    server = grpc.server(pool, options=[("grpc.max_send_message_length", max_body_size),
+                                        ("grpc.max_receive_message_length", max_body_size),
+                                        ("grpc.so_reuseport", 0)])
+    pb_grpc.add_GeneralModelServiceServicer_to_server(service, server)
+    return server
 
 
 def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", threads: int = 4,
@@ -129,31 +179,30 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
           max_body_size: int = MAX_BODY_SIZE) -> ModelServer:
     """Load and warm up the model, then start serving it; returns the started server.
 
-    ``threads`` gRPC threads take calls; ``options.instances`` of them run the model at once (by
-    default OpenVINO's one stream on every core, or min(threads, cores) Paddle worker
-    processes, or one per GPU). Raises ``PortInUse`` if the address cannot be bound
-    (SO_REUSEPORT is off, so a second server on the same port fails instead of silently sharing
-    it).
+    ``threads`` threads take calls, gRPC and HTTP alike; ``options.instances`` of them run the
+    model at once (by default OpenVINO's one stream on every core, or min(threads, cores)
+    Paddle worker processes, or one per GPU). Raises ``PortInUse`` before loading the model if
+    the address cannot be bound (SO_REUSEPORT is off, so a second server on the same port fails
+    instead of silently sharing it).
     """
-    bind(host, port).close()  # fail before the model loads if the port is taken
-    folder = ModelFolder.read(model_dir)
-    if options.engine == "paddle" and options.instances is None and not options.gpu_ids:
-        options = replace(options, instances=min(threads, len(os.sched_getaffinity(0))))
-    loaded = load_models({"model": folder}, options, {"model": folder.warmup_feeds()})
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdserving-rpc"),
-        options=[("grpc.max_send_message_length", max_body_size),
-                 ("grpc.max_receive_message_length", max_body_size),
-                 ("grpc.so_reuseport", 0)])
-    pb_grpc.add_GeneralModelServiceServicer_to_server(
-        GeneralModelService(loaded.models["model"], folder), server)
-    address = f"{host}:{port}"
-    try:
-        bound = server.add_insecure_port(address)
-    except RuntimeError:
-        bound = 0
-    if not bound:
-        loaded.close()
-        raise PortInUse(f"cannot listen on {address}: port in use or address not available")
-    server.start()
-    return ModelServer(server, loaded)
+    with ExitStack() as undo:  # what is started so far, stopped again if a later step fails
+        listener = undo.enter_context(bind(host, port))
+        service, loaded = load_service(model_dir, threads, options)
+        undo.callback(loaded.close)
+        workdir = tempfile.TemporaryDirectory(prefix="pdserving-")  # mode 0700: ours alone
+        undo.callback(workdir.cleanup)
+        pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdserving-rpc")
+        undo.callback(pool.shutdown)
+        server = grpc_server(service, pool, max_body_size)
+        grpc_path = os.path.join(workdir.name, "grpc.sock")
+        if not server.add_insecure_port(f"unix:{grpc_path}"):
+            raise PortInUse(f"cannot listen on {grpc_path}")
+        server.start()
+        undo.callback(lambda: server.stop(None).wait())
+        http_path = os.path.join(workdir.name, "http.sock")
+        http = HttpServer(create_app(service.respond, pool, max_body_size), http_path)
+        undo.callback(http.stop, None)
+        http.start()
+        dispatcher = Dispatcher(listener, grpc_path, http_path).start()
+        undo.pop_all()
+    return ModelServer(dispatcher, server, http, pool, loaded, workdir)

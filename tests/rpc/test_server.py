@@ -1,17 +1,24 @@
-"""The gRPC model server with the det model: good calls, bad calls, and a client built from the
-.proto alone that must get what in-process Paddle gives."""
+"""The model server with the det model over gRPC: good calls, bad calls, typed replies, a
+client built from the .proto alone that must get what in-process Paddle gives; its port, and
+its stop."""
 
+import os
+import socket
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from unittest import mock
 
 import grpc
+import httpx
 import numpy as np
+import psutil
 import pytest
 
 from pdserving.engine.paddle_engine import PaddleEngine
-from pdserving.net import PortInUse, free_port
+from pdserving.net import PortInUse, free_port, wait_until
 from pdserving.ops.resize import det_resize
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
@@ -25,21 +32,8 @@ ALIAS_2020 = "concat_1.tmp_0"  # its alias in the config (package.FETCH_ALIASES)
 
 
 @pytest.fixture(scope="module")
-def det_dir(model_root):
-    return model_root / "ocr_det_model"
-
-
-@pytest.fixture(scope="module")
-def port(det_dir):
-    p = free_port()
-    server = rpc_server.serve(det_dir, p, host="127.0.0.1", threads=2)
-    yield p
-    server.stop(0)
-
-
-@pytest.fixture(scope="module")
-def stub(port):
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+def stub(det_endpoint):
+    with grpc.insecure_channel(det_endpoint) as channel:
         yield pb_grpc.GeneralModelServiceStub(channel)
 
 
@@ -62,11 +56,15 @@ def test_float32_via_tensor_content(stub):
     assert out.shape == (1, 1, 64, 96) and out.dtype == np.float32
 
 
-def test_float32_via_float_data(stub):
+def test_float32_via_float_data_is_answered_in_float_data(stub):
     x = det_batch(text_image(width=64, height=32))
     t = pb.Tensor(elem_type=1, shape=x.shape, alias_name="image", float_data=x.reshape(-1))
-    by_fields = ok(stub.inference(pb.Request(tensor=[t], fetch_var_names=[FETCH], log_id=7)))
-    np.testing.assert_allclose(by_fields, ok(stub.inference(request(x))), atol=1e-6)
+    reply = stub.inference(pb.Request(tensor=[t], fetch_var_names=[FETCH], log_id=7))
+    typed = reply.outputs[0].tensor[0]
+    assert len(typed.float_data) == 64 * 32 and not typed.tensor_content
+    raw = stub.inference(request(x))
+    assert raw.outputs[0].tensor[0].tensor_content and not raw.outputs[0].tensor[0].float_data
+    np.testing.assert_allclose(ok(reply), ok(raw), atol=1e-6)
 
 
 def test_batch_of_two_and_real_feed_name(stub):
@@ -120,11 +118,38 @@ def test_bad_request_is_answered_then_server_still_serves(stub, name):
     ok(stub.inference(request(np.zeros((1, 3, 32, 32), np.float32))))
 
 
-def test_a_second_server_cannot_share_the_port(port, det_dir, monkeypatch):
-    """gRPC itself must refuse the port (SO_REUSEPORT off), not only our pre-check."""
-    monkeypatch.setattr(rpc_server, "bind", lambda host, port: mock.Mock())
+def test_a_second_server_on_the_port_fails_before_loading_its_model(det_endpoint, det_dir,
+                                                                    monkeypatch):
+    monkeypatch.setattr(rpc_server, "load_service", mock.Mock(side_effect=AssertionError))
+    port = int(det_endpoint.rpartition(":")[2])
     with pytest.raises(PortInUse, match=f"127.0.0.1:{port}"):
         rpc_server.serve(det_dir, port, host="127.0.0.1", threads=1)
+
+
+def test_stop_leaves_no_socket_thread_or_folder(det_dir):
+    """The dispatcher, uvicorn, grpc and their unix sockets all go, even with a gRPC channel
+    and an HTTP keep-alive connection still open."""
+    threads_before = set(threading.enumerate())
+    port = free_port()
+    server = rpc_server.serve(det_dir, port, host="127.0.0.1", threads=1)
+    workdir = server.workdir.name
+    assert stat.S_IMODE(os.stat(workdir).st_mode) == 0o700
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+    try:
+        x = np.zeros((1, 3, 32, 32), np.float32)
+        ok(pb_grpc.GeneralModelServiceStub(channel).inference(request(x)))
+        assert http.post("/nowhere").status_code == 404
+        server.stop(0)
+        assert not os.path.exists(workdir)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=1)
+        wait_until(lambda: set(threading.enumerate()) <= threads_before, 5, "threads ended")
+    finally:
+        channel.close()
+        http.close()
+    assert not [c for c in psutil.Process().net_connections("all")
+                if c.laddr and (str(port) in str(c.laddr) or workdir in str(c.laddr))]
 
 
 RAW_CLIENT = textwrap.dedent("""
@@ -145,7 +170,8 @@ RAW_CLIENT = textwrap.dedent("""
 """)
 
 
-def test_client_generated_from_proto_alone_matches_in_process_paddle(port, det_dir, tmp_path):
+def test_client_generated_from_proto_alone_matches_in_process_paddle(det_endpoint, det_dir,
+                                                                     tmp_path):
     (tmp_path / "pdserving" / "proto").mkdir(parents=True)
     for package in ("pdserving", "pdserving/proto"):  # regular packages shadow an installed one
         (tmp_path / package / "__init__.py").touch()
@@ -155,7 +181,7 @@ def test_client_generated_from_proto_alone_matches_in_process_paddle(port, det_d
     x = det_batch(text_image(width=320, height=96))
     np.save(tmp_path / "x.npy", x)
     (tmp_path / "raw_client.py").write_text(RAW_CLIENT)
-    subprocess.run([sys.executable, "-s", "raw_client.py", f"127.0.0.1:{port}"], cwd=tmp_path,
+    subprocess.run([sys.executable, "-s", "raw_client.py", det_endpoint], cwd=tmp_path,
                    check=True, timeout=60)
     remote = np.load(tmp_path / "y.npy")
     local = PaddleEngine(det_dir)(x)
