@@ -153,7 +153,7 @@ def big_request() -> dict:
     return request_fields(np.zeros((1, 3, 640, 640), np.float32))
 
 
-BAD = {  # name: (modes, fields or raw body, HTTP status, words of err_msg)
+BAD = {  # name: (modes, Request fields, HTTP status = err_no, words of err_msg)
     "unknown feed": (MODES, {**request_fields(), "tensor": [
         {**tensor_fields(X), "name": "img", "alias_name": "img"}]}, 400, "unknown feed name 'img'"),
     "wrong shape": (MODES, request_fields(X[0]), 400, "expects [batch, 3, any, any]"),
@@ -170,9 +170,8 @@ def test_bad_request_then_a_good_one(call, mode, name):
     if mode.endswith("gzip") and status == 413:  # zeros compress well: the limit is on the
         words = "once decompressed"  # decompressed body too
     got, reply = call(mode, fields)
-    assert reply.err_no == (400 if mode == "grpc" else status) and words in reply.err_msg, \
-        reply.err_msg
-    assert got == (200 if mode == "grpc" else status)
+    assert reply.err_no == status and words in reply.err_msg, reply.err_msg
+    assert got == (200 if mode == "grpc" else status)  # gRPC: an OK call with err_no
     assert not reply.outputs
     assert call(mode, request_fields())[0] == 200
 
