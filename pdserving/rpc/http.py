@@ -30,12 +30,13 @@ from google.protobuf.message import DecodeError, Message
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from pdserving.errors import BadRequest, PayloadTooLarge, ServingError
 from pdserving.net import wait_until
+from pdserving.web.limits import read_body
 from pdserving.proto import general_model_service_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,8 @@ class Wire:
             except DecodeError as e:
                 raise BadRequest(f"body is not a protobuf Request: {e}") from None
         try:
-            return json_format.Parse(body, pb.Request())
-        except (json_format.ParseError, ValueError) as e:
+            return _request_from_json(body)
+        except (json_format.ParseError, ValueError, RecursionError) as e:
             raise BadRequest(f"body is not a JSON Request: {e}") from None
 
     def encode(self, response: pb.Response, status: int) -> Response:
@@ -104,6 +105,31 @@ class Wire:
             body = gzip.compress(body, GZIP_LEVEL)
             headers["Content-Encoding"] = "gzip"
         return Response(body, status, headers, media_type=PROTO if self.proto else JSON)
+
+
+# Number lists that HttpClient fills: moved into the message whole (see _request_from_json).
+_BULK = ("float_data", "int64_data", "int_data", "float64_data")
+
+
+def _request_from_json(body: bytes) -> pb.Request:
+    """protobuf's JSON mapping of a Request, fast for big tensors: ``json_format`` converts one
+    number at a time (2.6 s for a 960x960 det input), where ``extend`` takes a whole list in C
+    (0.5 s with the JSON parsing). Lists ``extend`` refuses (numbers written as strings, as
+    the mapping allows) go through ``json_format`` after all."""
+    doc = json.loads(body)
+    moved = []
+    tensors = doc.get("tensor") if isinstance(doc, dict) else None
+    for i, tensor in enumerate(tensors if isinstance(tensors, list) else ()):
+        for field in _BULK:
+            if isinstance(tensor, dict) and isinstance(tensor.get(field), list):
+                moved.append((i, field, tensor.pop(field)))
+    request = json_format.ParseDict(doc, pb.Request())
+    try:
+        for i, field, values in moved:
+            getattr(request.tensor[i], field).extend(values)
+    except (TypeError, ValueError):
+        return json_format.Parse(body, pb.Request())
+    return request
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
@@ -145,19 +171,6 @@ def to_json(message: Message) -> dict:
     return out
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused (413) as soon as it is known to be over ``limit`` bytes."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"body of {length} bytes, over the limit of {limit}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"body over the limit of {limit} bytes")
-    return bytes(body)
-
-
 def create_app(respond: Respond, pool: Executor, max_body_size: int) -> Starlette:
     """The HTTP app; blocking work (decoding, the model, encoding) runs in ``pool``."""
 
@@ -180,8 +193,6 @@ def create_app(respond: Respond, pool: Executor, max_body_size: int) -> Starlett
             body = await read_body(request, max_body_size)
         except ServingError as e:  # uvicorn drains a body left unread; the connection stays
             return await answer(wire, failing(e))
-        except ClientDisconnect:
-            return Response(status_code=400)  # nobody to read it
         return await answer(wire, lambda: wire.decode(body, max_body_size))
 
     async def refused(request: Request, exc: HTTPException) -> Response:

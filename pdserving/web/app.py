@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pdserving import metrics
 from pdserving.errors import BadRequest, PayloadTooLarge, ServingError, Unavailable
 from pdserving.imageio import decode_base64_image
-from pdserving.web.limits import Admission
+from pdserving.web.limits import Admission, read_body
 from pdserving.web.openapi import docs_routes
 from pdserving.web.page import page_route
 from pdserving.web.schemas import ErrorBody, Status, parse_prediction
@@ -97,7 +97,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
     async def predict(request: Request) -> Response:
         with admission.ticket():
             with anyio.move_on_after(settings.request_timeout):
-                body = await _read_body(request, settings.max_body_bytes)
+                body = await read_body(request, settings.max_body_bytes)
                 answer = partial(front.answer, body, request.path_params)
                 return JSONResponse(await admission.run(answer))
         raise Unavailable(f"request timed out after {settings.request_timeout:g} s",
@@ -153,24 +153,6 @@ def _predict(handler: Handler, settings: WebSettings, body: bytes,
         except (BadRequest, PayloadTooLarge) as e:
             raise type(e)(f"feed[{i}].image: {e.message}") from None
     return {"result": handler(images, request.fetch)}
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it is known to be over ``limit``: from Content-Length
-    before reading anything, else (chunked) from the bytes counted so far."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body is {declared} bytes, over the limit of {limit}")
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise BadRequest("client disconnected before sending the whole body") from None
-    return b"".join(chunks)
 
 
 async def _health(request: Request) -> Response:

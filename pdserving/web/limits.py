@@ -1,4 +1,5 @@
-"""Admission control: bounded work in progress, so a burst is refused instead of piling up.
+"""The limits every HTTP side applies: admission control (bounded work in progress, so a burst
+is refused instead of piling up) and the body size (``read_body``).
 
 At most ``max_in_flight`` jobs run at once and at most ``max_queue`` more requests wait; any
 request beyond that is answered 503 at once. A job whose request has timed out keeps its slot
@@ -19,7 +20,9 @@ import queue
 import threading
 from typing import Callable, Iterator, TypeVar
 
-from pdserving.errors import Unavailable
+from starlette.requests import ClientDisconnect, Request
+
+from pdserving.errors import BadRequest, PayloadTooLarge, Unavailable
 
 T = TypeVar("T")
 _Job = tuple[Callable[[], object], concurrent.futures.Future]
@@ -88,3 +91,21 @@ class Admission:
                     future.set_result(fn())
                 except BaseException as e:  # the worker must survive whatever the job raises
                     future.set_exception(e)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it is known to be over ``limit``: from Content-Length
+    before reading anything, else (chunked) from the bytes counted so far."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is {declared} bytes, over the limit of {limit}")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("client disconnected before sending the whole body") from None
+    return b"".join(chunks)

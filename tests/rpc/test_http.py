@@ -65,3 +65,26 @@ def test_json_reply_has_proto_names_and_integer_numbers():
 
 def test_protobuf_reads_our_json_back_to_the_same_message():
     assert json_format.ParseDict(to_json(response()), pb.Response()) == response()
+
+
+@pytest.mark.parametrize("tensor", [
+    {"float_data": [0.5, -1.25, 3], "shape": [1, 3], "elem_type": 1},  # the fast path
+    {"float_data": ["0.5", "NaN", "-Infinity"], "shape": [3], "elem_type": 1},  # strings
+    {"int64_data": ["12", 7], "shape": [2], "elem_type": 0},  # int64 as the mapping writes it
+    {"int_data": [1, 2], "float64_data": [1e300], "data": ["a"], "shape": [2]},
+])
+def test_json_requests_read_as_protobufs_own_parser_reads_them(tensor):
+    body = json.dumps({"tensor": [tensor, {"name": "y"}], "fetch_var_names": ["out"],
+                       "log_id": 3}).encode()
+    got = Wire().decode(body, 1 << 20)
+    want = json_format.Parse(body, pb.Request())
+    assert str(got) == str(want)  # str: NaN != NaN as a message
+
+
+@pytest.mark.parametrize("body", [b'{"tensor": [{"float_data": ["x"]}]}',
+                                  b'{"tensor": [{"int64_data": [1.5]}]}',
+                                  b'{"tensor": [{"float_data": 3}]}',
+                                  b'{"tensor": "no"}', b'[1, 2]', b'{"tensor": [[' * 10000])
+def test_json_requests_protobuf_refuses_are_400(body):
+    with pytest.raises(BadRequest, match="body is not a JSON Request"):
+        Wire().decode(body, 1 << 20)
