@@ -1,12 +1,13 @@
 """What one port for every protocol costs: det calls on a 960x960 input, median of N.
 
 ``python -m bench.rpc_protocols [--runs 30]``. Two model servers run side by side, each a
-subprocess with one call thread and the same engine options: ``python -m pdserving.serve`` (the
-dispatcher owns its port and relays gRPC to grpcio on a unix socket) and a plain grpcio server
-of the same service on a TCP port (this script with ``--plain``). Our client (``RemoteModel``)
-calls them in turn, so drift hits both alike. Then, for information, the same call over HTTP as
-Paddle Serving's ``HttpClient`` sends it (typed ``float_data``), as JSON and as protobuf: body
-built once, timed from the post to the output as an array.
+``python -m pdserving.serve`` subprocess with one call thread and the same engine options: one
+as started by hand (the dispatcher owns its port and relays gRPC to grpcio on a unix socket),
+one with ``--no-http`` (grpcio straight on its port, as the standard services start their own).
+Our client (``RemoteModel``) calls them in turn, so drift hits both alike. Then, for
+information, the same call over HTTP as Paddle Serving's ``HttpClient`` sends it (typed
+``float_data``), as JSON and as protobuf: body built once, timed from the post to the output as
+an array.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import argparse
 import json
 import logging
 import statistics
-import sys
 import tempfile
 import time
 
@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 
 from pdserving import package
-from pdserving.launcher import ServerProcess, model_server
+from pdserving.launcher import model_server
 from pdserving.net import free_port
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.rpc.client import RemoteModel
@@ -31,24 +31,6 @@ from pdserving.rpc.client import RemoteModel
 SIDE = 960
 FETCH = "sigmoid_0.tmp_0"
 URL = "http://{}/GeneralModelService/inference"
-
-
-def plain_server(model_dir: str, port: int) -> None:
-    """The model server's gRPC service, as ``serve`` builds it, on a TCP port of grpcio's;
-    it runs until SIGTERM."""
-    from concurrent import futures
-
-    from pdserving.rpc import MAX_BODY_SIZE
-    from pdserving.rpc.server import grpc_server, load_service
-    from pdserving.serve import engine_options, parse_args
-
-    options = engine_options(parse_args(["--model", model_dir, "--thread", "1"]))
-    service, _ = load_service(model_dir, 1, options)
-    server = grpc_server(service, futures.ThreadPoolExecutor(1), MAX_BODY_SIZE)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    print(f"plain gRPC server ready on 127.0.0.1:{port}", flush=True)
-    server.wait_for_termination()
 
 
 def timed(fn, runs: int) -> list[float]:
@@ -85,24 +67,20 @@ def http_calls(endpoint: str, x: np.ndarray) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--plain", nargs=2, metavar=("MODEL", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.plain:
-        return plain_server(args.plain[0], int(args.plain[1]))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per call otherwise
     x = np.random.default_rng(0).standard_normal((1, 3, SIDE, SIDE)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         det = str(package.get_model("ocr_det", tmp))
         port = free_port(19393)
-        plain = ServerProcess([sys.executable, "-m", "bench.rpc_protocols", "--plain", det,
-                               str(port)], "plain gRPC server", f"127.0.0.1:{port}")
+        plain = model_server(det, port, extra_args=["--thread", "1", "--no-http"])
         with plain, model_server(det, free_port(port + 1), extra_args=["--thread", "1"]) as ours:
             direct = RemoteModel([plain.endpoint], feed_name="image")
             relayed = RemoteModel([ours.endpoint], feed_name="image")
             np.testing.assert_allclose(direct(x), relayed(x), atol=1e-5)  # warm-up, and sure
-            times = {"gRPC, plain grpcio": [], "gRPC via the dispatcher": []}
+            times = {"gRPC, --no-http": [], "gRPC via the dispatcher": []}
             for _ in range(args.runs):
-                times["gRPC, plain grpcio"] += timed(lambda: direct(x), 1)
+                times["gRPC, --no-http"] += timed(lambda: direct(x), 1)
                 times["gRPC via the dispatcher"] += timed(lambda: relayed(x), 1)
             expected = relayed(x)[0, 0].reshape(-1)
             for name, call in http_calls(ours.endpoint, x).items():

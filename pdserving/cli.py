@@ -105,8 +105,9 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     except (EngineError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    # Only our own client calls it: gRPC alone, straight on its port.
     child = model_server(model_dir, free_port(args.model_port),
-                         extra_args=engine_flags(engine.sized()))
+                         extra_args=[*engine_flags(engine.sized()), "--no-http"])
     try:
         child.start(engine.start_timeout)
     except RuntimeError as e:

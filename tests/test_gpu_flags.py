@@ -33,7 +33,9 @@ def test_the_rec_model_server_gets_the_services_gpu_settings(model_root, gpus, m
                                "--gpu_mem", "800", "--model_root", str(model_root)]) == 1
     assert started["model_dir"].name == "ocr_rec_model"
     assert started["timeout"] == GPU_START_TIMEOUT_S  # TensorRT builds engines at first start
-    child = engine_options(parse_args(["--model", "m", *started["args"]]))
+    child_args = parse_args(["--model", "m", *started["args"]])
+    assert not child_args.http  # only the service's own client calls it: gRPC alone
+    child = engine_options(child_args)
     assert child == EngineOptions(engine="paddle", gpu_ids=(0, 1), instances=2, threads=1,
                                   precision="fp16", gpu_mem_mb=800, use_trt=True)
 

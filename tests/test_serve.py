@@ -101,6 +101,20 @@ def test_one_port_answers_grpc_and_http(det_server):
     assert out["shape"] == [1, 1, 32, 64] and len(out["float_data"]) == 32 * 64
 
 
+def test_no_http_is_grpc_alone_straight_on_the_port(model_root):
+    """What the standard services start for their own model: our client only, no relay."""
+    from pdserving.rpc.client import RemoteModel
+
+    with model_server(model_root / "ocr_det_model", free_port(),
+                      extra_args=["--thread", "1", "--no-http"]) as server:
+        model = RemoteModel([server.endpoint], feed_name="image")
+        assert model(np.zeros((1, 3, 32, 64), np.float32)).shape == (1, 1, 32, 64)
+        model.close()
+        with pytest.raises(httpx.HTTPError):  # grpcio itself: no HTTP/1.1 answer
+            httpx.post(f"http://{server.endpoint}/GeneralModelService/inference", json={},
+                       timeout=10)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_ready_line_then_graceful_stop(model_root, sig):
     server = model_server(model_root / "ocr_det_model", free_port(),

@@ -128,14 +128,13 @@ def _check_shape(label: str, shape: list[int], expected: list[int]) -> None:
 
 @dataclass
 class ModelServer:
-    """A started model server: its dispatcher, gRPC and HTTP servers, and its model."""
+    """A started model server: its gRPC server, its model, and (unless gRPC only) the
+    dispatcher and HTTP side in front."""
 
-    dispatcher: Dispatcher
     grpc: grpc.Server
-    http: HttpServer
     pool: futures.ThreadPoolExecutor
     models: LoadedModels
-    workdir: tempfile.TemporaryDirectory
+    front: "HttpFront | None" = None
 
     @property
     def engine(self) -> str:
@@ -144,14 +143,27 @@ class ModelServer:
 
     def stop(self, grace: float | None) -> None:
         """Stop taking calls, let those in flight finish (up to ``grace`` s), free the model."""
-        self.dispatcher.close()
+        if self.front:
+            self.front.dispatcher.close()
         stopped = self.grpc.stop(grace)
-        self.http.stop(grace)
+        if self.front:
+            self.front.http.stop(grace)
         stopped.wait()
-        self.dispatcher.stop()
+        if self.front:
+            self.front.dispatcher.stop()
+            self.front.workdir.cleanup()
         self.pool.shutdown(cancel_futures=True)
         self.models.close()
-        self.workdir.cleanup()
+
+
+@dataclass
+class HttpFront:
+    """What puts HTTP on the gRPC port: the dispatcher, the HTTP app's server, and the private
+    folder of their unix sockets."""
+
+    dispatcher: Dispatcher
+    http: HttpServer
+    workdir: tempfile.TemporaryDirectory
 
 
 def load_service(model_dir: str | os.PathLike, threads: int,
@@ -176,33 +188,50 @@ def grpc_server(service: GeneralModelService, pool: futures.ThreadPoolExecutor,
 
 def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", threads: int = 4,
           options: EngineOptions = EngineOptions(),
-          max_body_size: int = MAX_BODY_SIZE) -> ModelServer:
+          max_body_size: int = MAX_BODY_SIZE, http: bool = True) -> ModelServer:
     """Load and warm up the model, then start serving it; returns the started server.
 
     ``threads`` threads take calls, gRPC and HTTP alike; ``options.instances`` of them run the
     model at once (by default OpenVINO's one stream on every core, or min(threads, cores)
     Paddle worker processes, or one per GPU). Raises ``PortInUse`` before loading the model if
     the address cannot be bound (SO_REUSEPORT is off, so a second server on the same port fails
-    instead of silently sharing it).
+    instead of silently sharing it). ``http=False``: gRPC alone, straight on the port, without
+    the relay's 1-4 ms per det call (for a model server only our own client calls).
     """
     with ExitStack() as undo:  # what is started so far, stopped again if a later step fails
         listener = undo.enter_context(bind(host, port))
         service, loaded = load_service(model_dir, threads, options)
         undo.callback(loaded.close)
-        workdir = tempfile.TemporaryDirectory(prefix="pdserving-")  # mode 0700: ours alone
-        undo.callback(workdir.cleanup)
         pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdserving-rpc")
         undo.callback(pool.shutdown)
         server = grpc_server(service, pool, max_body_size)
-        grpc_path = os.path.join(workdir.name, "grpc.sock")
-        if not server.add_insecure_port(f"unix:{grpc_path}"):
-            raise PortInUse(f"cannot listen on {grpc_path}")
+        if http:
+            workdir = tempfile.TemporaryDirectory(prefix="pdserving-")  # mode 0700: ours alone
+            undo.callback(workdir.cleanup)
+            address = "unix:" + os.path.join(workdir.name, "grpc.sock")
+        else:
+            listener.close()  # grpc binds the port itself
+            address = f"{host}:{port}"
+        if not _add_port(server, address):
+            raise PortInUse(f"cannot listen on {address.removeprefix('unix:')}: port in use "
+                            "or address not available")
         server.start()
         undo.callback(lambda: server.stop(None).wait())
-        http_path = os.path.join(workdir.name, "http.sock")
-        http = HttpServer(create_app(service.respond, pool, max_body_size), http_path)
-        undo.callback(http.stop, None)
-        http.start()
-        dispatcher = Dispatcher(listener, grpc_path, http_path).start()
+        front = None
+        if http:
+            http_path = os.path.join(workdir.name, "http.sock")
+            http_server = HttpServer(create_app(service.respond, pool, max_body_size), http_path)
+            undo.callback(http_server.stop, None)
+            http_server.start()
+            dispatcher = Dispatcher(listener, address.removeprefix("unix:"), http_path).start()
+            front = HttpFront(dispatcher, http_server, workdir)
         undo.pop_all()
-    return ModelServer(dispatcher, server, http, pool, loaded, workdir)
+    return ModelServer(server, pool, loaded, front)
+
+
+def _add_port(server: grpc.Server, address: str) -> int:
+    """The port bound (0 if it could not be: grpcio raises or returns 0, by version)."""
+    try:
+        return server.add_insecure_port(address)
+    except RuntimeError:
+        return 0

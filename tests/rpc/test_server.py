@@ -132,7 +132,7 @@ def test_stop_leaves_no_socket_thread_or_folder(det_dir):
     threads_before = set(threading.enumerate())
     port = free_port()
     server = rpc_server.serve(det_dir, port, host="127.0.0.1", threads=1)
-    workdir = server.workdir.name
+    workdir = server.front.workdir.name
     assert stat.S_IMODE(os.stat(workdir).st_mode) == 0o700
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
