@@ -10,6 +10,7 @@ from tests.helpers.paths import ROOT
 GENERATED = {
     "pdserving/proto/general_model_service.proto": ["_pb2.py", "_pb2.pyi", "_pb2_grpc.py"],
     "pdserving/proto/general_model_config.proto": ["_pb2.py", "_pb2.pyi"],
+    "pdserving/proto/pipeline_service.proto": ["_pb2.py", "_pb2.pyi", "_pb2_grpc.py"],
 }
 
 
