@@ -11,6 +11,9 @@ import httpx
 import numpy as np
 import pytest
 
+from pdserving.engine import EngineOptions
+from pdserving.engine.load import load_models
+from pdserving.engine.model_folder import ModelFolder
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.rpc.client import RemoteModel
 from tests.helpers.images import det_batch, text_image
@@ -98,12 +101,16 @@ def call(det_endpoint):
 
 
 @pytest.fixture(scope="module")
-def expected(det_endpoint) -> np.ndarray:
-    """The det output for ``X`` through our own client (raw tensor_content both ways)."""
-    model = RemoteModel([det_endpoint], feed_name="image")
-    out = model(X)
-    model.close()
+def expected(det_dir, det_endpoint) -> np.ndarray:
+    """The det output for ``X`` from the engine in this process; our own client (raw
+    tensor_content both ways) gets the same from the server."""
+    loaded = load_models({"det": ModelFolder.read(det_dir)}, EngineOptions())
+    out = loaded.models["det"](X)
+    loaded.close()
     assert out.shape == (1, 1, 96, 320) and out.max() > 0.5  # the text line is found
+    model = RemoteModel([det_endpoint], feed_name="image")
+    np.testing.assert_allclose(model(X), out, atol=1e-5)
+    model.close()
     return out
 
 
