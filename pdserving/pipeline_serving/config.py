@@ -5,8 +5,8 @@ are the two fronts; ``worker_num`` the requests processed at once (admission); e
 ``concurrency`` the model instances (OpenVINO streams or Paddle worker processes, at most one per
 core on the CPU); ``timeout`` (ms) the request's time limit; ``local_service_conf`` the model
 folder, the device and the engine switches. Keys Paddle Serving reads that mean nothing here
-(DAG tracing, retries, thread or process ops) are accepted silently; any other key gets one
-warning line; a missing or mistyped value is a one-line ``ConfigError`` naming the key.
+(DAG tracing, retries, thread or process ops) are accepted silently; any other keys are named
+in one warning line; a missing or mistyped value is a one-line ``ConfigError`` naming the key.
 """
 
 from __future__ import annotations
@@ -75,8 +75,7 @@ def load(path: str | os.PathLike, ops: tuple[str, ...], engine: str | None = Non
     if missing:
         raise ConfigError(f"op.{missing[0]}: missing (this service runs the ops "
                           f"{', '.join(ops)})")
-    for name in op_tables.keys() - set(ops):
-        log.warning("warning: %s: op.%s is not an op of this service; ignored", path, name)
+    reader.unknown += sorted(f"op.{name}" for name in op_tables.keys() - set(ops))
 
     model_dirs, concurrency, timeout_ms, engines = {}, [], 0, []
     for name in ops:
@@ -106,6 +105,9 @@ def load(path: str | os.PathLike, ops: tuple[str, ...], engine: str | None = Non
                       instances=instances)
     settings = WebSettings(max_in_flight=reader.number(top, "worker_num", 2, low=1),
                            **({"request_timeout": timeout_ms / 1000} if timeout_ms else {}))
+    if reader.unknown:
+        log.warning("warning: %s: unknown key%s %s; ignored", path,
+                    "s" * (len(reader.unknown) > 1), ", ".join(reader.unknown))
     return PipelineConfig(http_port, rpc_port, model_dirs, options, settings)
 
 
@@ -114,6 +116,7 @@ class _Reader:
 
     def __init__(self, path: Path):
         self.path = path
+        self.unknown: list[str] = []  # keys read by nobody, for one warning line
 
     def fail(self, key: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.path}: {key}: {problem}")
@@ -129,10 +132,7 @@ class _Reader:
         unknown = sorted(map(str, table.keys() - _USED[level] - _IGNORED[level]))
         if level == "op":
             unknown = [k for k in unknown if k != "server_endpoints"]
-        if unknown:
-            keys = ", ".join(f"{where}.{k}" if where else k for k in unknown)
-            log.warning("warning: %s: unknown key%s %s; ignored", self.path,
-                        "s" * (len(unknown) > 1), keys)
+        self.unknown += [_name(where, k) for k in unknown]
 
     def _get(self, table: dict, key: str, default: Any, where: str) -> Any:
         value = table.get(key, default)
