@@ -13,7 +13,8 @@ import grpc
 
 from pdserving.proto import pipeline_service_pb2 as pb
 from pdserving.proto import pipeline_service_pb2_grpc as pb_grpc
-from pdserving.rpc import MAX_BODY_SIZE
+from pdserving.rpc import MAX_BODY_SIZE, message_limits
+from pdserving.rpc.client import channel_target
 
 
 class PipelineClient:
@@ -24,11 +25,9 @@ class PipelineClient:
 
     def connect(self, endpoints: Sequence[str]) -> None:
         """Several ``host:port`` endpoints share the calls (round robin)."""
-        options = [("grpc.max_receive_message_length", MAX_BODY_SIZE),
-                   ("grpc.max_send_message_length", MAX_BODY_SIZE),
-                   ("grpc.lb_policy_name", "round_robin")]
+        options = [*message_limits(MAX_BODY_SIZE), ("grpc.lb_policy_name", "round_robin")]
         self.close()
-        self._channel = grpc.insecure_channel("ipv4:" + ",".join(endpoints), options=options)
+        self._channel = grpc.insecure_channel(channel_target(endpoints), options=options)
         self._stub = pb_grpc.PipelineServiceStub(self._channel)
 
     def predict(self, feed_dict: Mapping[str, str], fetch: Sequence[str] | None = None,

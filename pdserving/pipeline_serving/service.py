@@ -20,9 +20,9 @@ from google.protobuf import json_format
 from pdserving import metrics
 from pdserving.errors import BadRequest, PayloadTooLarge, ServingError
 from pdserving.imageio import decode_base64_image
-from pdserving.net import PortInUse, bind
 from pdserving.proto import pipeline_service_pb2 as pb
 from pdserving.proto import pipeline_service_pb2_grpc as pb_grpc
+from pdserving.rpc import listen, server_options
 from pdserving.web.app import Front, Handler, WebSettings
 
 log = logging.getLogger(__name__)
@@ -154,19 +154,11 @@ def serve_grpc(pipeline: Pipeline, host: str, port: int, settings: WebSettings) 
     """The gRPC ``PipelineService`` on ``host:port``, started, with the HTTP front's limits:
     ``max_in_flight`` calls at once, ``max_queue`` more waiting (beyond that gRPC answers
     RESOURCE_EXHAUSTED), messages up to ``max_body_bytes``. Raises PortInUse."""
-    bind(host, port).close()
     server = grpc.server(
         futures.ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="pipeline-rpc"),
-        options=[("grpc.max_receive_message_length", settings.max_body_bytes),
-                 ("grpc.max_send_message_length", settings.max_body_bytes),
-                 ("grpc.so_reuseport", 0)],
+        options=server_options(settings.max_body_bytes),
         maximum_concurrent_rpcs=settings.max_in_flight + settings.max_queue)
     pb_grpc.add_PipelineServiceServicer_to_server(_Servicer(pipeline), server)
-    try:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    except RuntimeError:
-        bound = 0
-    if not bound:
-        raise PortInUse(f"cannot listen on {host}:{port}: port in use or address not available")
+    listen(server, f"{host}:{port}")
     server.start()
     return server

@@ -6,4 +6,32 @@ These modules are the only users of the generated code in ``pdserving.proto``. T
 protobuf and numpy.
 """
 
+
+import grpc
+
+from pdserving.net import PortInUse
+
 MAX_BODY_SIZE = 512 * 1024 * 1024  # the largest message either side sends or takes (bytes)
+
+
+def message_limits(size: int) -> list[tuple[str, int]]:
+    """gRPC options for messages of up to ``size`` bytes, sent and received."""
+    return [("grpc.max_send_message_length", size), ("grpc.max_receive_message_length", size)]
+
+
+def server_options(max_body_size: int) -> list[tuple[str, int]]:
+    """A gRPC server's options. SO_REUSEPORT is off, so a second server on a port fails
+    instead of silently sharing it."""
+    return [*message_limits(max_body_size), ("grpc.so_reuseport", 0)]
+
+
+def listen(server: grpc.Server, address: str) -> None:
+    """``server`` takes calls on ``address`` once started; PortInUse if it cannot (grpcio
+    raises or returns 0, by version)."""
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise PortInUse(f"cannot listen on {address.removeprefix('unix:')}: port in use or "
+                        "address not available")

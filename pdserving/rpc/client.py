@@ -21,7 +21,7 @@ from pdserving.errors import Unavailable
 from pdserving.modelconf import Var
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
-from pdserving.rpc import MAX_BODY_SIZE
+from pdserving.rpc import MAX_BODY_SIZE, message_limits
 from pdserving.rpc.codec import from_tensor, to_tensor
 
 DEFAULT_TIMEOUT_S = 20.0
@@ -72,8 +72,7 @@ class Connection:
         self.channel = grpc.insecure_channel(channel_target(self.endpoints), options=[
             ("grpc.service_config", SERVICE_CONFIG),
             ("grpc.enable_retries", 1),
-            ("grpc.max_send_message_length", max_body_size),
-            ("grpc.max_receive_message_length", max_body_size),
+            *message_limits(max_body_size),
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),

@@ -26,10 +26,10 @@ from pdserving.engine.load import LoadedModels, load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import BadRequest, ServingError
 from pdserving.modelconf import Var, by_name
-from pdserving.net import PortInUse, bind
+from pdserving.net import bind
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
-from pdserving.rpc import MAX_BODY_SIZE
+from pdserving.rpc import MAX_BODY_SIZE, listen, server_options
 from pdserving.rpc.codec import CodecError, from_tensor, to_tensor, type_name
 from pdserving.rpc.dispatch import Dispatcher
 from pdserving.rpc.http import HttpServer, create_app
@@ -179,9 +179,7 @@ def load_service(model_dir: str | os.PathLike, threads: int,
 def grpc_server(service: GeneralModelService, pool: futures.ThreadPoolExecutor,
                 max_body_size: int) -> grpc.Server:
     """The gRPC server of ``service``, its calls run in ``pool`` (no port yet)."""
-    server = grpc.server(pool, options=[("grpc.max_send_message_length", max_body_size),
-                                        ("grpc.max_receive_message_length", max_body_size),
-                                        ("grpc.so_reuseport", 0)])
+    server = grpc.server(pool, options=server_options(max_body_size))
     pb_grpc.add_GeneralModelServiceServicer_to_server(service, server)
     return server
 
@@ -212,9 +210,7 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
         else:
             listener.close()  # grpc binds the port itself
             address = f"{host}:{port}"
-        if not _add_port(server, address):
-            raise PortInUse(f"cannot listen on {address.removeprefix('unix:')}: port in use "
-                            "or address not available")
+        listen(server, address)
         server.start()
         undo.callback(lambda: server.stop(None).wait())
         front = None
@@ -228,10 +224,3 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
         undo.pop_all()
     return ModelServer(server, pool, loaded, front)
 
-
-def _add_port(server: grpc.Server, address: str) -> int:
-    """The port bound (0 if it could not be: grpcio raises or returns 0, by version)."""
-    try:
-        return server.add_insecure_port(address)
-    except RuntimeError:
-        return 0
