@@ -218,21 +218,28 @@ def _images(folder: str) -> list[Path]:
                   if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif"})
 
 
-def _print_pipeline_reply(err_no: int, err_msg: str, values: list[str]) -> None:
-    """A pipeline reply as PaddleOCR's clients print it: the code, then one item per line (an
-    OCR line is ``(text, score), box``). The value is read with ``ast.literal_eval``, not
-    ``eval``: a reply is data, never code to run."""
+def _pipeline_client(image_dir: str, call) -> int:
+    """Each image of ``image_dir`` through ``call`` (base64 -> err_no, err_msg, values), printed
+    as PaddleOCR's clients print a reply: the code, then one item per line (an OCR line is
+    ``(text, score), box``). The values are read with ``ast.literal_eval``, not ``eval``: a
+    reply is data, never code to run. Exit code 1 if any reply is an error."""
     import ast
+    import base64
 
-    print(f"err_no:{err_no}, err_msg:{err_msg}")
-    for value in values:
-        for item in ast.literal_eval(value):
-            print(", ".join(map(str, item)) if isinstance(item, tuple) else item)
+    failed = 0
+    for f in _images(image_dir):
+        print(f"{'*' * 10}{f.name}{'*' * 10}")
+        err_no, err_msg, values = call(base64.b64encode(f.read_bytes()).decode())
+        failed += err_no != 0
+        print(f"err_no:{err_no}, err_msg:{err_msg}")
+        for value in values:
+            for item in ast.literal_eval(value):
+                print(", ".join(map(str, item)) if isinstance(item, tuple) else item)
+    return 1 if failed else 0
 
 
 def pipeline_http_client(argv: list[str]) -> int:
     """Post every image of a folder to a pipeline service over HTTP and print its lines."""
-    import base64
     import json
 
     import httpx
@@ -241,25 +248,23 @@ def pipeline_http_client(argv: list[str]) -> int:
     p.add_argument("--image_dir", default="samples")
     p.add_argument("--url", default="http://127.0.0.1:9998/ocr/prediction")
     args = p.parse_args(argv)
-    failed = 0
+
+    def call(image: str) -> tuple[int, str, list[str]]:
+        # a JSON string body and no Content-Type, as PaddleOCR's client sends it
+        reply = client.post(args.url, content=json.dumps({"key": ["image"], "value": [image]}))
+        reply = reply.json()
+        return reply["err_no"], reply["err_msg"], reply["value"]
+
     with httpx.Client(timeout=120) as client:
-        for f in _images(args.image_dir):
-            print(f"{'*' * 10}{f.name}{'*' * 10}")
-            data = {"key": ["image"], "value": [base64.b64encode(f.read_bytes()).decode()]}
-            try:  # a JSON string body and no Content-Type, as PaddleOCR's client sends it
-                reply = client.post(args.url, content=json.dumps(data)).json()
-            except (httpx.HTTPError, ValueError) as e:
-                print(f"error: {args.url}: {e}", file=sys.stderr)
-                return 1
-            failed += reply["err_no"] != 0
-            _print_pipeline_reply(reply["err_no"], reply["err_msg"], reply["value"])
-    return 1 if failed else 0
+        try:
+            return _pipeline_client(args.image_dir, call)
+        except (httpx.HTTPError, ValueError) as e:
+            print(f"error: {args.url}: {e}", file=sys.stderr)
+            return 1
 
 
 def pipeline_rpc_client(argv: list[str]) -> int:
     """Send every image of a folder to a pipeline service over gRPC and print its lines."""
-    import base64
-
     import grpc
 
     from pdserving.pipeline_serving.client import PipelineClient
@@ -270,17 +275,15 @@ def pipeline_rpc_client(argv: list[str]) -> int:
     args = p.parse_args(argv)
     client = PipelineClient()
     client.connect([args.endpoint])
-    failed = 0
-    for f in _images(args.image_dir):
-        print(f"{'*' * 10}{f.name}{'*' * 10}")
-        try:
-            reply = client.predict({"image": base64.b64encode(f.read_bytes()).decode()},
-                                   fetch=["res"], timeout=120)
-        except grpc.RpcError as e:
-            print(f"error: {args.endpoint}: {e.code().name}: {e.details()}", file=sys.stderr)
-            return 1
-        failed += reply.err_no != 0
-        _print_pipeline_reply(reply.err_no, reply.err_msg, list(reply.value))
-    client.close()
-    return 1 if failed else 0
 
+    def call(image: str) -> tuple[int, str, list[str]]:
+        reply = client.predict({"image": image}, fetch=["res"], timeout=120)
+        return reply.err_no, reply.err_msg, list(reply.value)
+
+    try:
+        return _pipeline_client(args.image_dir, call)
+    except grpc.RpcError as e:
+        print(f"error: {args.endpoint}: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()

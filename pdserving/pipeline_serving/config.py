@@ -81,11 +81,11 @@ def load(path: str | os.PathLike, ops: tuple[str, ...], engine: str | None = Non
     for name in ops:
         where = f"op.{name}"
         op = reader.table(op_tables[name], where)
-        reader.check_keys(op, "op", where)
         if "server_endpoints" in op:
             raise ConfigError(f"{where}.server_endpoints: remote model servers are not "
                               "supported in a pipeline config; remove it to run the op "
                               "in-process (local_service_conf)")
+        reader.check_keys(op, "op", where)
         concurrency.append(reader.number(op, "concurrency", 1, where, low=1))
         timeout_ms += max(0, reader.number(op, "timeout", -1, where))
         where = f"{where}.local_service_conf"
@@ -130,8 +130,6 @@ class _Reader:
 
     def check_keys(self, table: dict, level: str, where: str) -> None:
         unknown = sorted(map(str, table.keys() - _USED[level] - _IGNORED[level]))
-        if level == "op":
-            unknown = [k for k in unknown if k != "server_endpoints"]
         self.unknown += [_name(where, k) for k in unknown]
 
     def _get(self, table: dict, key: str, default: Any, where: str) -> Any:
