@@ -44,16 +44,21 @@ class Pipeline:
         return self.call(pb.Request(**fields), timeout=120)
 
 
-def start(script: str, model_root, tmp_path_factory) -> Pipeline:
-    """``script --config=config.yml`` from a folder holding a copy of the shipped config.yml,
-    on free ports, with the session's model folders."""
-    folder = tmp_path_factory.mktemp(script.removesuffix(".py"))
+def write_config(folder, model_root, http_port: int, rpc_port: int) -> None:
+    """A copy of the shipped config.yml in ``folder``, on these ports, with the session's model
+    folders."""
     doc = yaml.safe_load((ROOT / "config.yml").read_text())
-    http_port, rpc_port = free_port(), free_port()
     doc.update(http_port=http_port, rpc_port=rpc_port)
     for name, op in doc["op"].items():
         op["local_service_conf"]["model_config"] = str(model_root / f"ocr_{name}_model")
     (folder / "config.yml").write_text(yaml.safe_dump(doc))
+
+
+def start(script: str, model_root, tmp_path_factory) -> Pipeline:
+    """``script --config=config.yml`` on free ports (see ``write_config``)."""
+    folder = tmp_path_factory.mktemp(script.removesuffix(".py"))
+    http_port, rpc_port = free_port(), free_port()
+    write_config(folder, model_root, http_port, rpc_port)
     proc = ServerProcess([sys.executable, str(ROOT / script), "--config=config.yml",
                           "--host", "127.0.0.1"], script, cwd=folder)
     proc.start(timeout=120)
@@ -236,11 +241,7 @@ def test_taken_rpc_port_is_one_line(model_root, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        doc = yaml.safe_load((ROOT / "config.yml").read_text())
-        doc.update(http_port=free_port(), rpc_port=taken.getsockname()[1])
-        for name, op in doc["op"].items():
-            op["local_service_conf"]["model_config"] = str(model_root / f"ocr_{name}_model")
-        (tmp_path / "config.yml").write_text(yaml.safe_dump(doc))
+        write_config(tmp_path, model_root, free_port(), taken.getsockname()[1])
         run = subprocess.run([sys.executable, str(ROOT / "web_service.py"), "--config",
                               "config.yml", "--host", "127.0.0.1"], capture_output=True,
                              text=True, timeout=120, cwd=tmp_path)
