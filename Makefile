@@ -11,7 +11,9 @@ HOST    ?= 0.0.0.0
 UV_VERSION := 0.13.9
 UV      := $(VENV)/bin/uv
 
-.PHONY: install models serve serve-fast test bench proto clean install-gpu serve-gpu serve-fast-gpu
+RAY_STAMP := $(VENV)/.installed-ray
+
+.PHONY: install install-ray models serve serve-fast serve-ray test bench proto clean install-gpu serve-gpu serve-fast-gpu
 
 # uv installs the requirements through its cache in $(VENV)/uv-cache, which then holds every wheel
 # they need: tests/test_packaging.py installs pdserving into fresh venvs from it, offline, in
@@ -28,6 +30,14 @@ $(STAMP): Makefile requirements.txt requirements-common.txt requirements-gpu.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Ray Serve (requirements-ray.txt) beside the rest: for `make serve-ray` and the suite, not for the
+# plain install. Installed with $(REQ) so that the pins of both hold together.
+$(RAY_STAMP): $(STAMP) requirements-ray.txt
+	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --compile-bytecode -r $(REQ) -r requirements-ray.txt
+	touch $(RAY_STAMP)
+
+install-ray: $(RAY_STAMP)
 
 # The cpu targets again with the GPU build, in its own venv (the stamp rule follows VENV).
 install-gpu serve-gpu serve-fast-gpu:
@@ -48,7 +58,12 @@ serve: models
 serve-fast: models
 	$(VPY) ocr_local_server.py $(DEVICE) --host $(HOST)
 
-test: $(STAMP)
+# The OCR service on Ray Serve, on a local single-node Ray cluster (deploy/ray/serve_config.yaml,
+# HTTP on 9292); Ctrl-C stops the service and the cluster.
+serve-ray: $(RAY_STAMP)
+	$(VENV)/bin/serve run --address local deploy/ray/serve_config.yaml
+
+test: $(RAY_STAMP)
 	$(VPY) -m pytest
 
 bench: models

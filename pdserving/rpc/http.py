@@ -223,8 +223,8 @@ class HttpServer:
         self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.socket.bind(path)
         self.server = uvicorn.Server(uvicorn.Config(
-            app, http="h11", ws="none", lifespan="off", log_config=None, access_log=False,
-            server_header=False))
+            app, http="h11", loop="asyncio", ws="none", lifespan="off", log_config=None,
+            access_log=False, server_header=False))
         self._thread = threading.Thread(target=self.server.run, args=([self.socket],),
                                         name="pdserving-http", daemon=True)
 

@@ -44,8 +44,10 @@ def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
         return 1
     service = getattr(app.state, "service", "web")
     path = getattr(app.state, "predict_path", PREDICT_PATH)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                            timeout_graceful_shutdown=graceful_timeout)
+    # h11 and asyncio named: uvicorn would pick httptools and uvloop where installed (Ray brings
+    # them), and the service must parse requests the same way on every install.
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, http="h11",
+                            loop="asyncio", timeout_graceful_shutdown=graceful_timeout)
     server = _Server(config, f"pdserving {service} service ready on "
                              f"http://{host}:{sock.getsockname()[1]}{path}{also}")
     try:

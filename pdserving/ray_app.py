@@ -1,0 +1,196 @@
+"""The OCR service on Ray Serve: det, rec and cls scaled on their own, across machines.
+
+Each model is a deployment whose replicas hold one engine (``ModelReplica``). The ingress
+deployment serves the kit's HTTP protocol with the same web app and pipeline as the fast service
+(``create_app``, ``build_handler``); only its models differ: ``ServeModel`` sends each batch to a
+replica of that model's deployment. Serve places, restarts and autoscales the replicas.
+
+``serve run deploy/ray/serve_config.yaml`` (``make serve-ray``) or ``serve deploy`` on a cluster
+reads ``build_app`` with the config's ``args`` (``AppArgs``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import ray
+from filelock import FileLock
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.serve.exceptions import BackPressureError
+from ray.serve.handle import DeploymentHandle
+
+from pdserving import metrics
+from pdserving.engine import EngineOptions, default_engine
+from pdserving.engine.load import load_models
+from pdserving.engine.model_folder import ModelFolder
+from pdserving.errors import Unavailable
+from pdserving.package import ensure_model
+from pdserving.pipeline import OcrOptions
+from pdserving.services import KINDS, build_handler, pipeline_warmup
+from pdserving.web.app import WebSettings, create_app
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "ocr"
+# Where a node writes the bundled model folders when ``model_root`` is not given: every node
+# makes its own, from the installed package, once.
+DEFAULT_MODEL_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
+                          "pdserving", "models")
+# A call that met a dead or restarting replica is sent again (inference has no side effects):
+# the router learns of the death a moment later and picks a live replica.
+ATTEMPTS = 3
+
+
+class AppArgs(BaseModel):
+    """The application arguments (``args:`` in the Serve config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["ocr", "det", "rec"] = "ocr"
+    engine: Literal["openvino", "paddle"] | None = Field(
+        None, description="default: OpenVINO where installed, else Paddle")
+    threads: int | None = Field(
+        None, ge=1, description="math threads of each model replica; default: the replica's "
+                                "num_cpus, rounded up")
+    precision: Literal["fp32", "bf16"] = "fp32"
+    use_cls: bool = False
+    drop_score: float = 0.0
+    model_root: str | None = Field(
+        None, description="folder with ocr_det_model/, ocr_rec_model/ on every node; default: "
+                          "written from the bundled models into ~/.cache/pdserving/models")
+    max_in_flight: int = Field(4, ge=1, description="requests the ingress processes at once")
+    max_queue: int = Field(16, ge=0)
+    max_body_mib: int = Field(WebSettings.max_body_bytes >> 20, ge=1)
+    max_image_pixels: int = Field(WebSettings.max_image_pixels, ge=1)
+    timeout: float = Field(WebSettings.request_timeout, gt=0, description="seconds per request")
+
+    def ocr_options(self) -> OcrOptions:
+        return OcrOptions(use_cls=self.use_cls, drop_score=self.drop_score)
+
+    def settings(self) -> WebSettings:
+        return WebSettings(max_body_bytes=self.max_body_mib << 20,
+                           max_image_pixels=self.max_image_pixels, max_in_flight=self.max_in_flight,
+                           max_queue=self.max_queue, request_timeout=self.timeout)
+
+    def model_names(self) -> list[str]:
+        names = list(KINDS[self.kind].models)
+        return names + ["cls"] if self.use_cls and "rec" in names else names
+
+    def folder(self, name: str) -> ModelFolder:
+        """Model ``name``'s folder on this node, written from the bundled models if missing (one
+        process at a time: replicas on one node start together)."""
+        root = Path(self.model_root) if self.model_root else DEFAULT_MODEL_ROOT
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(root / ".pdserving.lock"):
+            return ModelFolder.read(ensure_model(root / f"ocr_{name}_model"))
+
+
+@serve.deployment(max_ongoing_requests=4)
+class ModelReplica:
+    """One model on one engine: ``batch -> first output``, warmed up at the pipeline's shapes.
+
+    Its math threads are the replica's CPUs (``ray_actor_options.num_cpus``) unless ``threads``
+    says otherwise.
+    """
+
+    def __init__(self, name: str, args: AppArgs):
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        options = EngineOptions(engine=args.engine or default_engine(()), instances=1,
+                                threads=args.threads or max(1, math.ceil(cpus)),
+                                precision=args.precision)
+        folder = args.folder(name)
+        self.name = name
+        self._loaded = load_models({name: folder}, options,
+                                   {name: pipeline_warmup(name, folder, args.ocr_options())})
+        self._model = self._loaded.models[name]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._model(batch)
+
+    def where(self) -> dict:
+        """Which replica this is and where it runs (node id, process), and its engine."""
+        context = ray.get_runtime_context()
+        return {"replica": serve.get_replica_context().replica_id.unique_id,
+                "node_id": context.get_node_id(), "pid": os.getpid(),
+                "engine": self._model.engine}
+
+    def __del__(self):
+        self._loaded.close()
+
+
+class ServeModel:
+    """A model that is a Serve deployment: each call goes to one of its replicas. Blocking (the
+    web app calls models from its worker threads)."""
+
+    def __init__(self, handle: DeploymentHandle, name: str, timeout: float):
+        self.handle = handle
+        self.name = name
+        self.timeout = timeout
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        for attempt in range(ATTEMPTS):
+            try:
+                return self.handle.remote(batch).result(timeout_s=self.timeout)
+            except (RayActorError, ActorUnavailableError) as e:  # died, or restarting
+                log.warning("%s replica failed (%s); attempt %d of %d", self.name,
+                            type(e).__name__, attempt + 1, ATTEMPTS)
+                reason = f"{self.name} replicas unavailable: {type(e).__name__}"
+            except BackPressureError:
+                reason = f"{self.name} replicas busy, retry later"
+                break
+            except TimeoutError:
+                reason = f"{self.name} model call timed out after {self.timeout:g} s"
+                break
+        raise Unavailable(reason)
+
+
+@serve.deployment(max_ongoing_requests=64)
+@serve.ingress()
+class OcrIngress:
+    """The HTTP side: the kit's web app (``/ocr/prediction``, ``/health``, ``/ready``,
+    ``/metrics``) with its limits, over the model deployments' handles."""
+
+    async def __init__(self, args: AppArgs, **models: DeploymentHandle):
+        timeout = args.timeout
+        remote = {name: ServeModel(handle, name, timeout) for name, handle in models.items()}
+        metrics.note_engines({name: (await handle.where.remote())["engine"]
+                              for name, handle in models.items()})
+        self._models = list(models)
+        self.handler = build_handler(
+            args.kind, remote.get("det"), remote.get("rec"),
+            args.folder("rec") if "rec" in models else None, args.ocr_options(),
+            remote.get("cls"), ready_checks=[self._replicas_running])
+        self._app = create_app(self.handler, args.settings())
+
+    def __serve_build_asgi_app__(self):
+        return self._app
+
+    def _replicas_running(self) -> str | None:
+        """Not ready while a model deployment has no running replica."""
+        app = serve.status().applications.get(serve.get_replica_context().app_name)
+        for name in self._models:
+            deployment = app.deployments.get(name) if app else None
+            if deployment is None or not deployment.replica_states.get("RUNNING"):
+                return f"no running {name} replica"
+        return None
+
+
+def build_app(args: AppArgs | dict) -> serve.Application:
+    """The Serve application: the ingress bound to the deployments of the models ``args.kind``
+    needs (det, rec, and cls with ``use_cls``), each named after its model. A bad argument is
+    refused here, by name, before any replica starts."""
+    args = AppArgs.model_validate(args)
+    models = {name: ModelReplica.options(name=name).bind(name, args)
+              for name in args.model_names()}
+    return OcrIngress.options(name="ingress").bind(args, **models)
+
+
+# The application with the default arguments: ``serve run pdserving.ray_app:app``.
+app = build_app(AppArgs())
