@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 import ray
+import yaml
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
@@ -190,6 +191,32 @@ def build_app(args: AppArgs | dict) -> serve.Application:
     models = {name: ModelReplica.options(name=name).bind(name, args)
               for name in args.model_names()}
     return OcrIngress.options(name="ingress").bind(args, **models)
+
+
+def load_config(path: str | os.PathLike, *, port: int | None = None,
+                **args) -> dict:
+    """The Serve config file as a dict, its HTTP port and application arguments changed as given
+    (the tests and the benchmark run the shipped config on ports of their own)."""
+    config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if port is not None:
+        config["http_options"] = {**config.get("http_options", {}), "host": "127.0.0.1",
+                                  "port": port}
+    for app_config in config["applications"]:
+        app_config["args"] = {**app_config.get("args", {}), **args}
+    return config
+
+
+def run_config(config: dict) -> None:
+    """Deploy ``config`` (a Serve config as a dict) on the Ray cluster this process is connected
+    to and wait until it runs: what ``serve run config.yaml`` does, through the same Serve calls
+    (``serve run`` has no Python form)."""
+    from ray.serve._private import api as serve_api
+    from ray.serve.schema import ServeDeploySchema
+
+    schema = ServeDeploySchema.model_validate(config)
+    client = serve_api.serve_start(http_options=schema.http_options.model_dump(),
+                                   proxy_location=schema.proxy_location)
+    client.deploy_apps(schema, _blocking=True)
 
 
 # The application with the default arguments: ``serve run pdserving.ray_app:app``.
