@@ -68,7 +68,8 @@ class AppArgs(BaseModel):
                           "written from the bundled models into ~/.cache/pdserving/models")
     max_in_flight: int = Field(4, ge=1, description="requests the ingress processes at once")
     max_queue: int = Field(16, ge=0)
-    max_body_mib: int = Field(WebSettings.max_body_bytes >> 20, ge=1)
+    max_body_mib: float = Field(WebSettings.max_body_bytes / (1 << 20), gt=0)
+    max_images: int = Field(WebSettings.max_images, ge=1, description="per request")
     max_image_pixels: int = Field(WebSettings.max_image_pixels, ge=1)
     timeout: float = Field(WebSettings.request_timeout, gt=0, description="seconds per request")
 
@@ -76,9 +77,10 @@ class AppArgs(BaseModel):
         return OcrOptions(use_cls=self.use_cls, drop_score=self.drop_score)
 
     def settings(self) -> WebSettings:
-        return WebSettings(max_body_bytes=self.max_body_mib << 20,
-                           max_image_pixels=self.max_image_pixels, max_in_flight=self.max_in_flight,
-                           max_queue=self.max_queue, request_timeout=self.timeout)
+        return WebSettings(max_body_bytes=int(self.max_body_mib * (1 << 20)),
+                           max_image_pixels=self.max_image_pixels, max_images=self.max_images,
+                           max_in_flight=self.max_in_flight, max_queue=self.max_queue,
+                           request_timeout=self.timeout)
 
     def model_names(self) -> list[str]:
         names = list(KINDS[self.kind].models)
