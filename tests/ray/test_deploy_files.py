@@ -1,0 +1,126 @@
+"""The shipped deployment files, read without a Ray cluster: the Serve config
+(deploy/ray/serve_config.yaml) against Serve's own schema and ``pdserving.ray_app``, and the
+KubeRay manifest (deploy/k8s/rayservice.yaml) against the Serve config, so the two cannot drift."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from pydantic import ValidationError
+from ray.serve._private.build_app import build_app as serve_build_app
+from ray.serve.schema import ServeDeploySchema
+
+from pdserving.ray_app import APP_NAME, AppArgs, build_app
+from tests.helpers.paths import ROOT
+
+SERVE_CONFIG = ROOT / "deploy" / "ray" / "serve_config.yaml"
+RAYSERVICE = ROOT / "deploy" / "k8s" / "rayservice.yaml"
+PORT = 9292
+
+
+def read_yaml(path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def serve_config() -> dict:
+    return read_yaml(SERVE_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def rayservice() -> dict:
+    return read_yaml(RAYSERVICE)
+
+
+def deployment_names(args: dict) -> list[str]:
+    """The deployments ``build_app(args)`` makes, as Serve builds them for a deploy (no cluster
+    needed), ingress last."""
+    built = serve_build_app(build_app(args), name=APP_NAME)
+    assert built.ingress_deployment_name == "ingress"
+    return [deployment.name for deployment in built.deployments]
+
+
+def ray_pin() -> str:
+    text = (ROOT / "requirements-ray.txt").read_text(encoding="utf-8")
+    return re.search(r"^ray\[serve\]==(\S+)$", text, re.MULTILINE).group(1)
+
+
+# --- deploy/ray/serve_config.yaml
+
+
+def test_serve_config_is_a_valid_serve_config_on_9292(serve_config):
+    schema = ServeDeploySchema.model_validate(serve_config)
+    assert schema.http_options.port == PORT
+    assert [app.name for app in schema.applications] == [APP_NAME]
+    assert schema.applications[0].import_path == "pdserving.ray_app:build_app"
+
+
+def test_serve_config_args_are_app_args(serve_config):
+    (app,) = serve_config["applications"]
+    args = AppArgs.model_validate(app["args"])
+    assert args.model_names() == ["det", "rec"]
+
+
+def test_serve_config_deployments_are_those_build_app_makes(serve_config):
+    (app,) = serve_config["applications"]
+    assert [d["name"] for d in app["deployments"]] == deployment_names(app["args"])
+    assert deployment_names(app["args"]) == ["det", "rec", "ingress"]
+
+
+def test_use_cls_adds_a_cls_deployment():
+    assert deployment_names({"use_cls": True}) == ["det", "rec", "cls", "ingress"]
+
+
+@pytest.mark.parametrize("bad, key", [({"kind": "nope"}, "kind"),
+                                      ({"colour": "red"}, "colour"),
+                                      ({"threads": 0}, "threads")])
+def test_build_app_refuses_a_bad_argument_by_name(bad, key):
+    with pytest.raises(ValidationError) as error:
+        build_app(bad)
+    assert [e["loc"] for e in error.value.errors()] == [(key,)]
+    assert key in str(error.value)
+
+
+# --- deploy/k8s/rayservice.yaml
+
+
+def test_rayservice_is_a_kuberay_rayservice(rayservice):
+    assert rayservice["apiVersion"] == "ray.io/v1"
+    assert rayservice["kind"] == "RayService"
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    assert cluster["headGroupSpec"]["template"]["spec"]["containers"]
+    assert cluster["workerGroupSpecs"]
+
+
+def test_rayservice_serve_config_is_the_serve_config(rayservice, serve_config):
+    text = rayservice["spec"]["serveConfigV2"]
+    assert isinstance(text, str)  # KubeRay takes the Serve config as a YAML string
+    config = yaml.safe_load(text)
+    ServeDeploySchema.model_validate(config)
+    assert config["applications"] == serve_config["applications"]
+    assert config["http_options"] == serve_config["http_options"]
+    assert config["proxy_location"] == serve_config["proxy_location"]
+
+
+def containers(rayservice) -> list[dict]:
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    return [c for group in groups for c in group["template"]["spec"]["containers"]]
+
+
+def test_rayservice_containers_expose_the_serve_port(rayservice):
+    # KubeRay's <name>-serve-svc targets the container port named "serve"
+    for container in containers(rayservice):
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports.get("serve") == PORT, container["name"]
+
+
+def test_rayservice_runs_the_pinned_ray(rayservice):
+    version = ray_pin()
+    assert rayservice["spec"]["rayClusterConfig"]["rayVersion"] == version
+    for container in containers(rayservice):
+        # Ray's own image (or one built on it, named by its user): Python 3.11 and the pinned Ray
+        if container["image"].startswith("rayproject/ray:"):
+            assert container["image"] == f"rayproject/ray:{version}-py311", container["name"]
