@@ -118,11 +118,12 @@ class ModelReplica:
         return self._model(batch)
 
     def where(self) -> dict:
-        """Which replica this is and where it runs (node id, process), and its engine."""
+        """Which replica this is (its id and Ray actor name), where it runs (node id,
+        process), and its engine."""
         context = ray.get_runtime_context()
         return {"replica": serve.get_replica_context().replica_id.unique_id,
-                "node_id": context.get_node_id(), "pid": os.getpid(),
-                "engine": self._model.engine}
+                "actor": context.get_actor_name(), "node_id": context.get_node_id(),
+                "pid": os.getpid(), "engine": self._model.engine}
 
     def __del__(self):
         self._loaded.close()
