@@ -21,6 +21,7 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -110,7 +111,8 @@ class Measured:
     ready_s: float = 0.0    # Ray: deploy (run_config) -> /ready 200
     peak_pss: int = 0       # all its processes summed, over the whole run
     memory: list[tuple[str, int, int]] = field(default_factory=list)  # (title, pid, PSS) after
-    replicas: dict[str, int] = field(default_factory=dict)  # deployment -> running replicas
+    # deployment -> replica state -> most replicas seen in that state during the loads
+    replicas: dict[str, dict[str, int]] = field(default_factory=dict)
     health_s: float = 0.0   # median GET /health round trip
     probe: dict[str, tuple[float, float]] = field(default_factory=dict)  # model -> (handle, local)
     noop_s: float = 0.0     # median handle round trip of det's ``where`` (no array)
@@ -225,14 +227,49 @@ def ray_model_root(model_root: Path, into: Path) -> Path:
     return into
 
 
-def serve_status() -> dict[str, int]:
-    """Running replicas per deployment of the app, from Serve's status."""
+def serve_status() -> dict[str, dict[str, int]]:
+    """Replicas per deployment of the app and state (RUNNING, STARTING, PENDING_...), from
+    Serve's status."""
     from ray import serve
 
     app = serve.status().applications.get("ocr")
     if app is None:
         return {}
-    return {name: d.replica_states.get("RUNNING", 0) for name, d in app.deployments.items()}
+    return {name: {str(getattr(k, "value", k)): v for k, v in d.replica_states.items()}
+            for name, d in app.deployments.items()}
+
+
+class ReplicaWatch:
+    """The most replicas in each state per deployment, from Serve's status every second (the
+    autoscaler may add replicas during a load, and on a full node they cannot start)."""
+
+    def __init__(self, interval: float = 1.0):
+        self.seen: dict[str, dict[str, int]] = defaultdict(dict)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                self.note(serve_status())
+            if self._stop.wait(interval):
+                return
+
+    def note(self, status: dict[str, dict[str, int]]) -> None:
+        for name, states in status.items():
+            for state, n in states.items():
+                self.seen[name][state] = max(self.seen[name].get(state, 0), n)
+
+    def stop(self) -> dict[str, dict[str, int]]:
+        self._stop.set()
+        self._thread.join()
+        return {name: dict(states) for name, states in self.seen.items()}
+
+
+def replica_text(states: dict[str, int]) -> str:
+    """``1 RUNNING + 3 PENDING_ALLOCATION`` (most seen per state)."""
+    return " + ".join(f"{n} {state}" for state, n in states.items()) or "none"
 
 
 def check_engines(base: str) -> str:
@@ -285,15 +322,19 @@ def run_ray(variant: Variant, round_: int, args, bodies: list[bytes], model_root
         if (engines := check_engines(base)) != "openvino":
             m.notes.append(f"models run on {engines or 'unknown engines'}")
         rss = MemorySampler([p.pid for p in me.children()])
-        measure_loads(m, f"{base}/ocr/prediction", bodies, args.requests, args.warmup, rss)
+        watch = ReplicaWatch()
+        try:
+            measure_loads(m, f"{base}/ocr/prediction", bodies, args.requests, args.warmup, rss)
+        finally:
+            m.replicas = watch.stop()
         m.peak_pss = rss.peak()
         remember()
         m.memory = snapshot([p.pid for p in me.children()])
-        m.replicas = serve_status()
         m.health_s = health_round_trip(base)
         if args.probe:
             probe(m, serve, variant, model_root)
-        log(f"ray {variant.name} (round {round_}): replicas {m.replicas}, PSS "
+        log(f"ray {variant.name} (round {round_}): replicas during the loads "
+            + "; ".join(f"{k} {replica_text(v)}" for k, v in m.replicas.items()) + "; PSS "
             + ", ".join(f"{t} {mib(p)}" for t, _, p in m.memory if is_replica(t))
             + f", total {mib(sum(p for _, _, p in m.memory))} MiB")
     finally:
@@ -495,11 +536,12 @@ def render(args, info: dict, images: list[data.BenchImage], results: list[Measur
         if m.memory:
             rows += memory_rows(m)
     out += table(["round", "service", "process", "processes", "PSS MiB"], rows)
-    rows = [[m.round, m.label, ", ".join(f"{k} {v}" for k, v in m.replicas.items())]
-            for m in results if m.replicas]
+    rows = [[m.round, m.label, name, replica_text(states)]
+            for m in results for name, states in m.replicas.items()]
     if rows:
-        out += ["Running replicas after the loads (Serve status):", ""]
-        out += table(["round", "service", "replicas"], rows)
+        out += ["Replicas during the loads: the most seen in each state (Serve status, read "
+                "every second).", ""]
+        out += table(["round", "service", "deployment", "replicas"], rows)
 
     out += ["## Where the time goes", "",
             "Median of `GET /health` (the HTTP path alone; Ray: proxy actor -> ingress replica) "

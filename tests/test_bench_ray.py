@@ -28,7 +28,8 @@ def measured(name: str, round_: int, c1_p50: float, c4_tput: float) -> rs.Measur
                     ("raylet", 14, 20 * MiB), ("python log_monitor.py", 15, 40 * MiB),
                     ("ray::ServeController", 16, 80 * MiB)]
         m.probe = {"det": (0.1, 0.07), "rec": (0.04, 0.03)}
-        m.replicas = {"det": 1, "rec": 1, "ingress": 1}
+        m.replicas = {"det": {"RUNNING": 1}, "rec": {"RUNNING": 1, "PENDING_ALLOCATION": 2},
+                      "ingress": {"RUNNING": 1}}
     return m
 
 
@@ -79,6 +80,15 @@ def test_ratios_and_verdicts_within_each_round():
     assert rs.verdict(results, "auto-2t") == "not compared"
 
 
+def test_replica_watch_keeps_the_most_seen_per_state():
+    watch = rs.ReplicaWatch.__new__(rs.ReplicaWatch)
+    watch.seen = rs.defaultdict(dict)
+    watch.note({"rec": {"RUNNING": 1, "STARTING": 2}})
+    watch.note({"rec": {"RUNNING": 2}, "det": {"RUNNING": 1}})
+    assert watch.seen == {"rec": {"RUNNING": 2, "STARTING": 2}, "det": {"RUNNING": 1}}
+    assert rs.replica_text(watch.seen["rec"]) == "2 RUNNING + 2 STARTING"
+
+
 def test_memory_groups_replicas_first():
     rows = [("python monitor.py", 1, 5), ("raylet", 2, 7), ("ray::ServeReplica:ocr:rec", 3, 10),
             ("ray::ServeReplica:ocr:det", 4, 20), ("ray::ServeReplica:ocr:det", 5, 30)]
@@ -104,5 +114,6 @@ def test_report_has_every_section_and_the_verdicts():
     assert "| 1 | ray shipped | 4.0 | 9.5 | 13.5 |" in text
     assert "| 1 | ray shipped | replicas (det, rec, ingress) |  | 700 |" in text
     assert "| 1 | ray shipped | **total** | 6 | **840** |" in text
+    assert "| 1 | ray shipped | rec | 1 RUNNING + 2 PENDING_ALLOCATION |" in text
     assert "left behind and killed: raylet (pid 14)" in text
     assert text.endswith("## Notes\n\nkept\n")
