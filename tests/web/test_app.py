@@ -27,7 +27,8 @@ JPEG = encode(text_image(), ".jpg")
 GOOD_IMAGE = GOOD["feed"][0]["image"]
 LIMIT = SETTINGS.max_body_bytes
 
-# id, request (method, path, httpx keyword arguments), status, start of the message
+# id, request (method, path, httpx keyword arguments), status, start of the message. Each is sent
+# by several modules (the Ray ingress too): bodies are re-iterable (a list is sent chunked).
 BAD_INPUTS = [
     ("not-json", ("POST", {"content": b"{feed: nope"}), 400, "body is not valid JSON"),
     ("not-utf8", ("POST", {"content": b"\xff\xfe{}"}), 400, "body is not valid JSON"),
@@ -59,7 +60,7 @@ BAD_INPUTS = [
      "feed has 5 images; at most 4 per request"),
     ("body-too-large", ("POST", {"content": b" " * (LIMIT + 1)}), 413,
      f"body is {LIMIT + 1} bytes, over the limit of {LIMIT}"),
-    ("chunked-body-too-large", ("POST", {"content": iter([b" " * 65536] * 5)}), 413,
+    ("chunked-body-too-large", ("POST", {"content": [b" " * 65536] * 5}), 413,
      f"body is over the limit of {LIMIT} bytes"),
     ("unknown-fetch", ("POST", {"json": feed(GOOD_IMAGE, fetch=["res", "boxes"])}), 400,
      "unknown fetch name 'boxes'; this service offers res, dt_boxes, rec_scores"),
