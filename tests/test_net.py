@@ -1,7 +1,9 @@
 """``pdserving.net``: binding, free ports (one the kernel picks, or the first free from N) and
 waiting for a condition."""
 
+import asyncio
 import itertools
+import socket
 
 import pytest
 
@@ -47,3 +49,25 @@ def test_wait_until_returns_the_conditions_value():
 def test_wait_until_names_what_it_waited_for():
     with pytest.raises(TimeoutError, match="the moon: not after 0.05 s"):
         wait_until(lambda: None, 0.05, "the moon", interval=0.01)
+
+
+def test_connections_accepted_on_a_bound_socket_have_nodelay():
+    """asyncio (uvicorn) turns Nagle off only on sockets whose protocol is IPPROTO_TCP: with it
+    on, a keep-alive response waits for the client's delayed ACK (~40 ms)."""
+    async def main() -> int:
+        seen = asyncio.get_running_loop().create_future()
+
+        async def accept(reader, writer):
+            sock = writer.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        sock = bind("127.0.0.1", 0)
+        server = await asyncio.start_server(accept, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname())
+            nodelay = await asyncio.wait_for(seen, 10)
+            writer.close()
+        return nodelay
+
+    assert asyncio.run(main()) != 0
