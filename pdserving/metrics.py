@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Callable, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram, Info
 
-from pdserving.engine import Model
+T = TypeVar("T")
 
 # Latency buckets from a few milliseconds (health checks) to the default request timeout.
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -37,12 +38,13 @@ def note_engines(engines: dict[str, str]) -> None:
         ENGINE.labels(model=model).info({"engine": engine})
 
 
-def timed(model: Model, name: str) -> Model:
-    """``model`` with each call's duration recorded as ``pdserving_model_inference_seconds``."""
+def timed(model: Callable[..., T], name: str) -> Callable[..., T]:
+    """``model`` with each call's duration recorded as ``pdserving_model_inference_seconds``
+    (on Ray: a det or rec replica's part of the pipeline, as the ingress waits for it)."""
     histogram = INFERENCE.labels(model=name)
 
-    def call(batch: np.ndarray) -> np.ndarray:
+    def call(*args) -> T:
         with histogram.time():
-            return model(batch)
+            return model(*args)
 
     return call

@@ -47,10 +47,17 @@ class Detector:
         self.options = options
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        resized, (ratio_h, ratio_w) = resize.det_resize(img, limit=self.options.det_limit)
+        resized, ratios = resize.det_resize(img, limit=self.options.det_limit)
+        return self.boxes(resized, ratios, img.shape[:2])
+
+    def boxes(self, resized: np.ndarray, ratios: tuple[float, float],
+              shape: tuple[int, ...]) -> np.ndarray:
+        """The boxes of an image of ``shape`` that ``det_resize`` made ``resized``: in the
+        original's pixels. (On Ray this half runs on a det replica, so only the resized 8-bit
+        image crosses to it and only the boxes come back.)"""
         prob = self.model(resize.det_normalize(resized)[np.newaxis])
-        boxes = db.db_postprocess(prob[0, 0], ratio_h, ratio_w, img.shape[:2])
-        return db.sort_boxes(db.filter_boxes(boxes, img.shape[:2]))
+        boxes = db.db_postprocess(prob[0, 0], ratios[0], ratios[1], shape[:2])
+        return db.sort_boxes(db.filter_boxes(boxes, shape[:2]))
 
 
 class Recognizer:

@@ -1,9 +1,9 @@
 """The OCR service on Ray Serve: det, rec and cls scaled on their own, across machines.
 
-Each model is a deployment whose replicas hold one engine (``ModelReplica``). The ingress
-deployment serves the kit's HTTP protocol with the same web app and pipeline as the fast service
-(``create_app``, ``build_handler``); only its models differ: ``ServeModel`` sends each batch to a
-replica of that model's deployment. Serve places, restarts and autoscales the replicas.
+Each model is a deployment whose replicas hold one engine and the pipeline step around it
+(``ModelReplica``). The ingress deployment serves the kit's HTTP protocol with the same web app,
+handler and pipeline as the fast service (``create_app``, ``KINDS``); its Detector and Recognizer
+send their work to a replica (``ServeCall``). Serve places, restarts and autoscales the replicas.
 
 ``serve run deploy/ray/serve_config.yaml`` (``make serve-ray``) or ``serve deploy`` on a cluster
 reads ``build_app`` with the config's ``args`` (``AppArgs``).
@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import ray
@@ -33,7 +33,7 @@ from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import Unavailable
 from pdserving.package import ensure_model
-from pdserving.pipeline import OcrOptions
+from pdserving.pipeline import Detector, OcrOptions
 from pdserving.services import KINDS, build_handler, pipeline_warmup
 from pdserving.web.app import WebSettings, create_app
 
@@ -97,25 +97,39 @@ class AppArgs(BaseModel):
 
 @serve.deployment(max_ongoing_requests=4)
 class ModelReplica:
-    """One model on one engine: ``batch -> first output``, warmed up at the pipeline's shapes.
+    """One model on one engine, with the pipeline step that runs next to it, so that 8-bit
+    images cross the network instead of float tensors:
+
+    - det: a det-resized image in, its boxes out (``Detector.boxes``: normalise, the model,
+      DB post-process);
+    - rec: crops in, (text, score) per crop out (``Recognizer``; with ``use_cls`` its
+      classifier is the cls deployment);
+    - cls: a batch in, the model's output out.
 
     Its math threads are the replica's CPUs (``ray_actor_options.num_cpus``) unless ``threads``
-    says otherwise.
+    says otherwise. The engine is warmed up at the pipeline's shapes before the replica serves.
     """
 
-    def __init__(self, name: str, args: AppArgs):
+    def __init__(self, name: str, args: AppArgs, cls: DeploymentHandle | None = None):
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
         options = EngineOptions(engine=args.engine or default_engine(()), instances=1,
                                 threads=args.threads or max(1, math.ceil(cpus)),
                                 precision=args.precision)
         folder = args.folder(name)
-        self.name = name
         self._loaded = load_models({name: folder}, options,
                                    {name: pipeline_warmup(name, folder, args.ocr_options())})
-        self._model = self._loaded.models[name]
+        model = self._loaded.models[name]
+        self.engine = model.engine
+        if name == "cls":
+            self._step = model
+        else:
+            det, rec = (model, None) if name == "det" else (None, model)
+            classifier = ServeCall(cls, "cls", args.timeout) if cls else None
+            handler = build_handler(name, det, rec, folder, args.ocr_options(), classifier)
+            self._step = handler.detector.boxes if det else handler.recognizer
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self._model(batch)
+    def __call__(self, *inputs):
+        return self._step(*inputs)
 
     def where(self) -> dict:
         """Which replica this is (its id and Ray actor name), where it runs (node id,
@@ -123,25 +137,27 @@ class ModelReplica:
         context = ray.get_runtime_context()
         return {"replica": serve.get_replica_context().replica_id.unique_id,
                 "actor": context.get_actor_name(), "node_id": context.get_node_id(),
-                "pid": os.getpid(), "engine": self._model.engine}
+                "pid": os.getpid(), "engine": self.engine}
 
-    def __del__(self):
-        self._loaded.close()
+    def __del__(self):  # Serve calls it when it stops the replica
+        if hasattr(self, "_loaded"):
+            self._loaded.close()
 
 
-class ServeModel:
-    """A model that is a Serve deployment: each call goes to one of its replicas. Blocking (the
-    web app calls models from its worker threads)."""
+class ServeCall:
+    """A blocking call to one of a deployment's replicas (the web app's worker threads make
+    it). A replica that died or is restarting is skipped for another; a full deployment, a
+    timeout or no replica left is ``Unavailable`` (503 with Retry-After), never a 500."""
 
     def __init__(self, handle: DeploymentHandle, name: str, timeout: float):
         self.handle = handle
         self.name = name
         self.timeout = timeout
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, *inputs):
         for attempt in range(ATTEMPTS):
             try:
-                return self.handle.remote(batch).result(timeout_s=self.timeout)
+                return self.handle.remote(*inputs).result(timeout_s=self.timeout)
             except (RayActorError, ActorUnavailableError) as e:  # died, or restarting
                 log.warning("%s replica failed (%s); attempt %d of %d", self.name,
                             type(e).__name__, attempt + 1, ATTEMPTS)
@@ -150,27 +166,52 @@ class ServeModel:
                 reason = f"{self.name} replicas busy, retry later"
                 break
             except TimeoutError:
-                reason = f"{self.name} model call timed out after {self.timeout:g} s"
+                reason = f"{self.name} call timed out after {self.timeout:g} s"
                 break
         raise Unavailable(reason)
+
+
+class ServeDetector(Detector):
+    """The pipeline's Detector with its second half on a det replica: the image is resized
+    here and its boxes computed there."""
+
+    def __init__(self, boxes: Callable[..., np.ndarray], options: OcrOptions):
+        super().__init__(model=None, options=options)
+        self._boxes = boxes
+
+    def boxes(self, resized, ratios, shape) -> np.ndarray:
+        return self._boxes(resized, ratios, shape)
+
+
+class ServeRecognizer:
+    """The pipeline's Recognizer on a rec replica: crops in, (text, score) per crop out."""
+
+    def __init__(self, recognize: Callable[[list], list], options: OcrOptions):
+        self._recognize = recognize
+        self.options = options
+
+    def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        return self._recognize(crops) if crops else []
 
 
 @serve.deployment(max_ongoing_requests=64)
 @serve.ingress()
 class OcrIngress:
     """The HTTP side: the kit's web app (``/ocr/prediction``, ``/health``, ``/ready``,
-    ``/metrics``) with its limits, over the model deployments' handles."""
+    ``/metrics``) with its limits and the fast service's handler, whose det and rec steps run
+    on the model deployments."""
 
-    async def __init__(self, args: AppArgs, **models: DeploymentHandle):
-        timeout = args.timeout
-        remote = {name: ServeModel(handle, name, timeout) for name, handle in models.items()}
+    async def __init__(self, args: AppArgs, **steps: DeploymentHandle):
+        calls = {name: metrics.timed(ServeCall(handle, name, args.timeout), name)
+                 for name, handle in steps.items()}
         metrics.note_engines({name: (await handle.where.remote())["engine"]
-                              for name, handle in models.items()})
-        self._models = list(models)
-        self.handler = build_handler(
-            args.kind, remote.get("det"), remote.get("rec"),
-            args.folder("rec") if "rec" in models else None, args.ocr_options(),
-            remote.get("cls"), ready_checks=[self._replicas_running])
+                              for name, handle in steps.items()})
+        options = args.ocr_options()
+        detector = ServeDetector(calls["det"], options) if "det" in calls else None
+        recognizer = ServeRecognizer(calls["rec"], options) if "rec" in calls else None
+        self.handler = KINDS[args.kind].build(detector, recognizer)
+        self.handler.ready_checks.append(self._replicas_running)
+        self._steps = list(steps)
         self._app = create_app(self.handler, args.settings())
 
     def __serve_build_asgi_app__(self):
@@ -179,7 +220,7 @@ class OcrIngress:
     def _replicas_running(self) -> str | None:
         """Not ready while a model deployment has no running replica."""
         app = serve.status().applications.get(serve.get_replica_context().app_name)
-        for name in self._models:
+        for name in self._steps:
             deployment = app.deployments.get(name) if app else None
             if deployment is None or not deployment.replica_states.get("RUNNING"):
                 return f"no running {name} replica"
@@ -187,13 +228,15 @@ class OcrIngress:
 
 
 def build_app(args: AppArgs | dict) -> serve.Application:
-    """The Serve application: the ingress bound to the deployments of the models ``args.kind``
-    needs (det, rec, and cls with ``use_cls``), each named after its model. A bad argument is
-    refused here, by name, before any replica starts."""
+    """The Serve application: the ingress bound to a deployment per model ``args.kind`` needs,
+    each named after its model (det, rec; cls with ``use_cls``, bound to rec). A bad argument
+    is refused here, by name, before any replica starts."""
     args = AppArgs.model_validate(args)
-    models = {name: ModelReplica.options(name=name).bind(name, args)
-              for name in args.model_names()}
-    return OcrIngress.options(name="ingress").bind(args, **models)
+    names = args.model_names()
+    cls = ModelReplica.options(name="cls").bind("cls", args) if "cls" in names else None
+    steps = {name: ModelReplica.options(name=name).bind(name, args, cls if name == "rec" else None)
+             for name in names if name != "cls"}
+    return OcrIngress.options(name="ingress").bind(args, **steps)
 
 
 def load_config(path: str | os.PathLike, *, port: int | None = None,

@@ -1,0 +1,104 @@
+"""The pipeline's det and rec steps on real replicas of the test cluster (``ServeDetector``,
+``ServeRecognizer`` over ``ServeCall``): the in-process pipeline's answers, and each way a call
+fails is a 503 the web app turns into ``Retry-After`` (``Unavailable``), never a 500 or a hang."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+from ray import serve
+
+from pdserving.engine import EngineOptions
+from pdserving.engine.load import load_models
+from pdserving.engine.model_folder import ModelFolder
+from pdserving.errors import Unavailable
+from pdserving.pipeline import Detector, OcrOptions
+from pdserving.ray_app import AppArgs, ModelReplica, ServeCall, ServeDetector, ServeRecognizer
+from tests.helpers.images import text_line
+from tests.helpers.paths import ROOT
+from tests.ray.conftest import model_handle
+
+
+def test_a_det_replica_gives_the_in_process_detectors_boxes(ray_ocr, model_root, samples):
+    loaded = load_models({"det": ModelFolder.read(model_root / "ocr_det_model")},
+                         EngineOptions(engine="openvino", instances=1, threads=1))
+    remote = ServeDetector(ServeCall(model_handle("det"), "det", timeout=30), OcrOptions())
+    try:
+        local = Detector(loaded.models["det"])
+        for name, (data, _) in samples.items():
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            np.testing.assert_allclose(remote(img), local(img), atol=1e-3, err_msg=name)
+    finally:
+        loaded.close()
+
+
+def test_a_rec_replica_reads_crops_as_the_fast_pipeline_does(ray_ocr):
+    recognizer = ServeRecognizer(ServeCall(model_handle("rec"), "rec", timeout=30),
+                                 OcrOptions())
+    [(text, score)] = recognizer([text_line("Hello 2026")])
+    assert text == "Hello 2026" and score > 0.9
+    assert recognizer([]) == []
+
+
+def test_with_use_cls_a_rec_replica_turns_crops_upright_on_the_cls_deployment(ray_cluster,
+                                                                           model_root):
+    args = AppArgs(model_root=str(model_root), use_cls=True)
+    free = {"ray_actor_options": {"num_cpus": 0}}  # the test cluster's 2 CPUs are taken
+    cls = ModelReplica.options(name="cls", **free).bind("cls", args)
+    handle = serve.run(ModelReplica.options(name="rec", **free).bind("rec", args, cls),
+                       name="withcls", route_prefix=None)
+    try:
+        recognizer = ServeRecognizer(ServeCall(handle, "rec", timeout=30), args.ocr_options())
+        line = text_line("Hello 2026")
+        assert [t for t, _ in recognizer([line, cv2.rotate(line, cv2.ROTATE_180)])] == [
+            "Hello 2026", "Hello 2026"]
+    finally:
+        serve.delete("withcls")
+
+
+def test_a_call_over_its_time_limit_is_unavailable(ray_ocr):
+    with pytest.raises(Unavailable, match="det call timed out after 0.001 s"):
+        ServeCall(model_handle("det"), "det", timeout=0.001)(
+            np.zeros((320, 320, 3), np.uint8), (1.0, 1.0), (320, 320, 3))
+
+
+def test_a_full_deployment_is_unavailable_not_queued_forever(ray_cluster, model_root):
+    """A deployment with a bounded queue (``max_queued_requests``) refuses the calls beyond its
+    replica's one at a time and one waiting: each such call is Unavailable ("busy")."""
+    replica = ModelReplica.options(name="cls", max_ongoing_requests=1, max_queued_requests=1,
+                                   ray_actor_options={"num_cpus": 0})  # the 2 CPUs are taken
+    handle = serve.run(replica.bind("cls", AppArgs(model_root=str(model_root))),
+                       name="busy", route_prefix=None)
+    model = ServeCall(handle, "cls", timeout=30)
+    crops = np.zeros((64, 3, 48, 192), np.float32)  # about 0.1 s a call
+
+    def call(_) -> str:
+        try:
+            model(crops)
+            return "ok"
+        except Unavailable as e:
+            return e.message
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(call, range(12)))
+    finally:
+        serve.delete("busy")
+    assert "ok" in outcomes
+    assert "cls replicas busy, retry later" in outcomes, outcomes
+    assert set(outcomes) == {"ok", "cls replicas busy, retry later"}
+
+
+def test_the_plain_install_does_not_import_ray():
+    """The scripts' modules work without Ray (requirements-ray.txt is separate)."""
+    code = ("import sys, pdserving.cli, pdserving.services, pdserving.serve, pdserving.web.app, "
+            "pdserving.pipeline_serving.service; print(sorted(m for m in sys.modules "
+            "if m == 'ray' or m.startswith('ray.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
