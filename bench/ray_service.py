@@ -47,9 +47,8 @@ MODELS = ("ocr_det_model", "ocr_rec_model", "ocr_cls_model")
 # The targets of issue 9, as ratios Ray / fast within one round.
 P50_LIMIT = "<= 1.15"
 THROUGHPUT_LIMIT = ">= 0.85"
-PROBE_CALLS = 20
+PROBE_CALLS = 5
 # Probe arrays: a det page at its largest input, a full rec batch at the floor width.
-PROBE_SHAPES = {"det": (1, 3, 960, 960), "rec": (6, 3, 48, 320)}
 
 
 @dataclass(frozen=True)
@@ -371,29 +370,40 @@ def leftovers(known: dict[int, float], grace: float = 15.0) -> list[str]:
 
 
 def probe(m: Measured, serve, variant: Variant, model_root: Path) -> None:
-    """Where the overhead goes: the median round trip of a det and a rec call through a Serve
-    handle from this process (the ingress's path to the replicas) against the same call on the
-    same model loaded here (same engine and math threads), and a handle call without an array."""
-    from pdserving.engine import EngineOptions
-    from pdserving.engine.load import load_models
-    from pdserving.engine.model_folder import ModelFolder
+    """Where the overhead goes: the samples' det steps and rec steps through the det and rec
+    replicas (``ServeDetector``, ``ServeRecognizer``: the 8-bit image and the crops across, boxes
+    and texts back) against the same steps on the same models in this process (same engine and
+    math threads), and det's ``where`` through the handle (the call overhead alone)."""
+    import cv2
 
-    threads = variant.args.get("threads") or 1  # the shipped threads: num_cpus (1)
-    rng = np.random.default_rng(0)
-    for name, shape in PROBE_SHAPES.items():
-        batch = rng.random(shape, dtype=np.float32)
-        handle = serve.get_deployment_handle(name, app_name="ocr")
-        remote = timed(lambda: handle.remote(batch).result(timeout_s=60))
-        folder = ModelFolder.read(model_root / f"ocr_{name}_model")
-        loaded = load_models({name: folder}, EngineOptions(engine="openvino", instances=1,
-                                                            threads=threads))
-        try:
-            local = timed(lambda: loaded.models[name](batch))
-        finally:
-            loaded.close()
-        m.probe[name] = (remote, local)
-        log(f"ray {variant.name}: {name} {'x'.join(map(str, shape))} float32 through a handle "
-            f"{ms(remote)} ms, in-process {ms(local)} ms ({threads} thread(s))")
+    from pdserving.engine import EngineOptions
+    from pdserving.ops.crop import rotate_crop
+    from pdserving.pipeline import OcrOptions
+    from pdserving.ray_app import ServeCall, ServeDetector, ServeRecognizer
+    from pdserving.services import local_handler
+
+    threads = variant.args.get("threads") or 1  # the shipped default: num_cpus (1)
+    options = OcrOptions()
+    handler = local_handler("ocr", model_root,
+                            EngineOptions(engine="openvino", instances=1, threads=threads), options)
+    try:
+        local = handler.pipeline
+        images = [cv2.imdecode(np.frombuffer(s.data, np.uint8), cv2.IMREAD_COLOR)
+                  for s in data.load_samples()]
+        crops = [[rotate_crop(img, box) for box in local.detector(img)] for img in images]
+        remote = {"det": ServeDetector(ServeCall(serve.get_deployment_handle("det", "ocr"),
+                                                 "det", 60), options),
+                  "rec": ServeRecognizer(ServeCall(serve.get_deployment_handle("rec", "ocr"),
+                                                   "rec", 60), options)}
+        for name, step, inputs in (("det", local.detector, images),
+                                   ("rec", local.recognizer, crops)):
+            there = timed(lambda: [remote[name](x) for x in inputs]) / len(inputs)
+            here = timed(lambda: [step(x) for x in inputs]) / len(inputs)
+            m.probe[name] = (there, here)
+            log(f"ray {variant.name}: {name} step per sample through its replica {ms(there)} ms, "
+                f"in-process {ms(here)} ms ({threads} thread(s))")
+    finally:
+        handler.close()
     det = serve.get_deployment_handle("det", app_name="ocr")
     m.noop_s = timed(lambda: det.where.remote().result(timeout_s=60))
 
@@ -545,23 +555,23 @@ def render(args, info: dict, images: list[data.BenchImage], results: list[Measur
 
     out += ["## Where the time goes", "",
             "Median of `GET /health` (the HTTP path alone; Ray: proxy actor -> ingress replica) "
-            f"on one connection; and, per Ray variant, the median of {PROBE_CALLS} calls of a "
-            "det and a rec batch through a Serve handle from this process (array to the "
-            "object store, replica, result back) against the same call on the same model "
-            "loaded in this process (same engine and math threads), and det's `where` through "
-            "the handle (no array: the call overhead alone).", ""]
+            f"on one connection; and, per Ray variant, the median of {PROBE_CALLS} passes over the "
+            "samples of their det steps and rec steps through the det and rec replicas from "
+            "this process (the ingress's path: the 8-bit image or the crops across, boxes or "
+            "texts back), per sample, against the same steps on the same models in this process "
+            "(same engine and math threads), and det's `where` through the handle (the call "
+            "overhead alone).", ""]
     rows = []
     for m in results:
         row = [m.round, m.label, ms(m.health_s)]
-        for name in PROBE_SHAPES:
+        for name in ("det", "rec"):
             remote, local = m.probe.get(name, (None, None))
             row += ["", ""] if remote is None else [ms(remote), ms(local)]
         row.append(ms(m.noop_s) if m.noop_s else "")
         rows.append(row)
-    det, rec = ("x".join(map(str, s)) for s in PROBE_SHAPES.values())
-    out += table(["round", "service", "/health ms", f"det {det} handle ms",
-                  "det in-process ms", f"rec {rec} handle ms", "rec in-process ms",
-                  "handle call, no array ms"], rows)
+    out += table(["round", "service", "/health ms", "det step on its replica ms",
+                  "det step in-process ms", "rec step on its replica ms",
+                  "rec step in-process ms", "handle call, no array ms"], rows)
 
     odd = [f"round {m.round} {m.label}: {note}" for m in results for note in m.notes]
     odd += [f"round {m.round} {m.label}: left behind and killed: {', '.join(m.leftover)}"
