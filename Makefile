@@ -60,8 +60,9 @@ serve-fast: models
 
 # The OCR service on Ray Serve, on a local single-node Ray cluster (deploy/ray/serve_config.yaml,
 # HTTP on 9292); Ctrl-C stops the service and the cluster.
+RAY_CONFIG ?= deploy/ray/serve_config.yaml
 serve-ray: $(RAY_STAMP)
-	$(VENV)/bin/serve run --address local deploy/ray/serve_config.yaml
+	$(VENV)/bin/serve run --address local $(RAY_CONFIG)
 
 test: $(RAY_STAMP)
 	$(VPY) -m pytest

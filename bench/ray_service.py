@@ -84,8 +84,7 @@ def apply_overrides(config: dict, deployments: dict[str, dict]) -> dict:
 FIXED = {"autoscaling_config": None, "num_replicas": 1}
 VARIANTS = {v.name: v for v in (
     Variant("shipped", "the shipped config as is: det and rec autoscaling 1-4 replicas "
-                       "(target 2 ongoing), num_cpus 1 each, threads null (= num_cpus: 1 math "
-                       "thread per replica)"),
+                       "(target 2 ongoing), num_cpus 1 each, app arg threads 2"),
     Variant("fixed-2t", "1 det + 1 rec replica (no autoscaling), num_cpus 1 each, app arg "
                         "threads 2 (each replica uses both cores, like the fast service's one "
                         "OpenVINO stream of 2 threads)",
@@ -382,7 +381,8 @@ def probe(m: Measured, serve, variant: Variant, model_root: Path) -> None:
     from pdserving.ray_app import ServeCall, ServeDetector, ServeRecognizer
     from pdserving.services import local_handler
 
-    threads = variant.args.get("threads") or 1  # the shipped default: num_cpus (1)
+    # The variant's math threads per replica (null: its num_cpus, 1 in every variant here).
+    threads = variant.config(0, model_root)["applications"][0]["args"].get("threads") or 1
     options = OcrOptions()
     handler = local_handler("ocr", model_root,
                             EngineOptions(engine="openvino", instances=1, threads=threads), options)

@@ -1,0 +1,58 @@
+"""``make serve-ray`` as a user runs it: a local Ray cluster of its own with the service from a
+Serve config, answering the kit's protocol; Ctrl-C (SIGINT to its process group) stops the
+service and the cluster, leaving no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import httpx
+import psutil
+import yaml
+
+from pdserving.net import free_port, wait_until
+from pdserving.ray_app import load_config
+from tests.helpers.paths import ROOT
+from tests.helpers.servers import body, predict_url
+from tests.ray.conftest import CONFIG, with_deployments
+
+SMALL = {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.5}}
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(base + "/ready", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_make_serve_ray_serves_and_ctrl_c_stops_everything(model_root, samples, tmp_path):
+    port = free_port()
+    config = with_deployments(load_config(CONFIG, port=port, model_root=str(model_root)),
+                              det=SMALL, rec=SMALL)
+    path = tmp_path / "serve_config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "out.log", "wb") as log:
+        make = subprocess.Popen(["make", "-s", "serve-ray", f"RAY_CONFIG={path}"], cwd=ROOT,
+                                env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_until(lambda: _ready(base) or make.poll() is not None, 120, "make serve-ray ready")
+        assert make.poll() is None, (tmp_path / "out.log").read_text(errors="replace")[-3000:]
+        data, lines = samples["menu.jpg"]
+        r = httpx.post(predict_url(base), json=body(data), timeout=60)
+        assert r.status_code == 200 and r.json()["result"]["res"] == lines
+        started = psutil.Process(make.pid).children(recursive=True)
+        assert any("raylet" in p.name() for p in started), [p.name() for p in started]
+        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        make.wait(60)
+        gone, alive = psutil.wait_procs(started, timeout=30)
+        assert not alive, [p.info for p in alive]
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait(10)
