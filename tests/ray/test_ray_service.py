@@ -10,7 +10,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 import ray
 from ray import serve
 from ray.exceptions import RayActorError
@@ -19,7 +18,8 @@ from pdserving.net import wait_until
 from pdserving.ray_app import APP_NAME
 from tests.helpers.servers import body, predict_url
 from tests.ray.conftest import deploy, model_handle, with_deployments
-from tests.web.test_app import BAD_INPUTS, assert_error, assert_good_request_succeeds
+from tests.web.test_app import (assert_bad_input_refused, assert_error,
+                                assert_good_request_succeeds, each_bad_input)
 
 FETCH = ["res", "dt_boxes", "rec_scores"]
 
@@ -64,13 +64,9 @@ def test_det_and_rec_replicas_run_on_both_nodes(ray_ocr, ray_cluster):
         assert {where["engine"] for where in seen.values()} == {"openvino"}
 
 
-@pytest.mark.parametrize("req, status, message",
-                         [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+@each_bad_input
 def test_bad_input_gets_the_plain_services_error(ray_ocr, req, status, message):
-    method, kwargs = req
-    r = httpx.request(method, predict_url(ray_ocr), timeout=30, **kwargs)
-    assert_error(r, status, message)
-    assert_good_request_succeeds(ray_ocr)
+    assert_bad_input_refused(ray_ocr, req, status, message)
 
 
 def test_unknown_path_is_the_plain_services_404(ray_ocr):
