@@ -34,7 +34,7 @@ from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import Unavailable
 from pdserving.package import ensure_model
 from pdserving.pipeline import Detector, OcrOptions
-from pdserving.services import KINDS, build_handler, pipeline_warmup
+from pdserving.services import KINDS, build_handler, model_names, pipeline_warmup
 from pdserving.web.app import WebSettings, create_app
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,6 @@ class AppArgs(BaseModel):
                            max_in_flight=self.max_in_flight, max_queue=self.max_queue,
                            request_timeout=self.timeout)
 
-    def model_names(self) -> list[str]:
-        names = list(KINDS[self.kind].models)
-        return names + ["cls"] if self.use_cls and "rec" in names else names
-
     def folder(self, name: str) -> ModelFolder:
         """Model ``name``'s folder on this node, written from the bundled models if missing (one
         process at a time: replicas on one node start together)."""
@@ -116,8 +112,9 @@ class ModelReplica:
                                 threads=args.threads or max(1, math.ceil(cpus)),
                                 precision=args.precision)
         folder = args.folder(name)
+        ocr_options = args.ocr_options()
         self._loaded = load_models({name: folder}, options,
-                                   {name: pipeline_warmup(name, folder, args.ocr_options())})
+                                   {name: pipeline_warmup(name, folder, ocr_options)})
         model = self._loaded.models[name]
         self.engine = model.engine
         if name == "cls":
@@ -125,7 +122,7 @@ class ModelReplica:
         else:
             det, rec = (model, None) if name == "det" else (None, model)
             classifier = ServeCall(cls, "cls", args.timeout) if cls else None
-            handler = build_handler(name, det, rec, folder, args.ocr_options(), classifier)
+            handler = build_handler(name, det, rec, folder, ocr_options, classifier)
             self._step = handler.detector.boxes if det else handler.recognizer
 
     def __call__(self, *inputs):
@@ -232,7 +229,7 @@ def build_app(args: AppArgs | dict) -> serve.Application:
     each named after its model (det, rec; cls with ``use_cls``, bound to rec). A bad argument
     is refused here, by name, before any replica starts."""
     args = AppArgs.model_validate(args)
-    names = args.model_names()
+    names = model_names(args.kind, args.use_cls)
     cls = ModelReplica.options(name="cls").bind("cls", args) if "cls" in names else None
     steps = {name: ModelReplica.options(name=name).bind(name, args, cls if name == "rec" else None)
              for name in names if name != "cls"}

@@ -169,6 +169,12 @@ KINDS: dict[str, Kind] = {
 }
 
 
+def model_names(kind: str, use_cls: bool) -> list[str]:
+    """The models service ``kind`` runs: its own, and cls beside rec with ``use_cls``."""
+    names = list(KINDS[kind].models)
+    return names + ["cls"] if use_cls and "rec" in names else names
+
+
 def build_handler(kind: str, det: Model | None, rec: Model | None,
                   rec_folder: ModelFolder | None, options: OcrOptions = OcrOptions(),
                   cls: Model | None = None, ready_checks: Sequence[ReadyCheck] = ()) -> _Handler:
@@ -198,11 +204,8 @@ def local_handler(kind: str, model_root: str | Path = ".",
     ``model_root/ocr_<name>_model``. ``handler.close()`` stops them."""
     engine = engine or EngineOptions()
     root = Path(model_root)
-    names = list(KINDS[kind].models)
-    if options.use_cls and "rec" in names:
-        names.append("cls")
     folders = {n: ModelFolder.read(ensure_model(model_dirs.get(n, root / f"ocr_{n}_model")))
-               for n in names}
+               for n in model_names(kind, options.use_cls)}
     loaded = load_models(folders, engine,
                          {n: pipeline_warmup(n, f, options) for n, f in folders.items()})
     metrics.note_engines(loaded.engines)

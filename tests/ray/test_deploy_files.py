@@ -13,6 +13,7 @@ from ray.serve._private.build_app import build_app as serve_build_app
 from ray.serve.schema import ServeDeploySchema
 
 from pdserving.ray_app import APP_NAME, AppArgs, build_app
+from pdserving.services import model_names
 from tests.helpers.paths import ROOT
 
 SERVE_CONFIG = ROOT / "deploy" / "ray" / "serve_config.yaml"
@@ -60,7 +61,7 @@ def test_serve_config_is_a_valid_serve_config_on_9292(serve_config):
 def test_serve_config_args_are_app_args(serve_config):
     (app,) = serve_config["applications"]
     args = AppArgs.model_validate(app["args"])
-    assert args.model_names() == ["det", "rec"]
+    assert model_names(args.kind, args.use_cls) == ["det", "rec"]
 
 
 def test_serve_config_deployments_are_those_build_app_makes(serve_config):
