@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import re
 import statistics
 import sys
@@ -62,23 +61,10 @@ class Variant:
     deployments: dict[str, dict] = field(default_factory=dict)
 
     def config(self, port: int, model_root: Path) -> dict:
-        from pdserving.ray_app import load_config
+        from pdserving.ray_app import load_config, with_deployments
 
         config = load_config(SERVE_CONFIG, port=port, model_root=str(model_root), **self.args)
-        return apply_overrides(config, self.deployments)
-
-
-def apply_overrides(config: dict, deployments: dict[str, dict]) -> dict:
-    """``config`` with the fields of the named deployments replaced (``None`` removes one)."""
-    config = copy.deepcopy(config)
-    for app in config["applications"]:
-        for dep in app.get("deployments", []):
-            for key, value in deployments.get(dep["name"], {}).items():
-                if value is None:
-                    dep.pop(key, None)
-                else:
-                    dep[key] = value
-    return config
+        return with_deployments(config, **self.deployments)
 
 
 FIXED = {"autoscaling_config": None, "num_replicas": 1}

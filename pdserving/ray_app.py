@@ -11,6 +11,7 @@ reads ``build_app`` with the config's ``args`` (``AppArgs``).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -246,6 +247,20 @@ def load_config(path: str | os.PathLike, *, port: int | None = None,
                                   "port": port}
     for app_config in config["applications"]:
         app_config["args"] = {**app_config.get("args", {}), **args}
+    return config
+
+
+def with_deployments(config: dict, **deployments: dict) -> dict:
+    """A copy of ``config`` with the fields of the named deployments replaced as given (a field
+    given as ``None`` is removed): e.g. ``det={"num_replicas": 2, "autoscaling_config": None}``."""
+    config = copy.deepcopy(config)
+    for app_config in config["applications"]:
+        for deployment in app_config.get("deployments", []):
+            for key, value in deployments.get(deployment["name"], {}).items():
+                if value is None:
+                    deployment.pop(key, None)
+                else:
+                    deployment[key] = value
     return config
 
 

@@ -33,17 +33,6 @@ def measured(name: str, round_: int, c1_p50: float, c4_tput: float) -> rs.Measur
     return m
 
 
-def test_overrides_replace_and_remove_fields_without_touching_the_input():
-    config = {"applications": [{"deployments": [
-        {"name": "det", "autoscaling_config": {"min_replicas": 1}, "max_ongoing_requests": 4},
-        {"name": "ingress", "num_replicas": 1}]}]}
-    out = rs.apply_overrides(config, {"det": rs.FIXED})
-    assert out["applications"][0]["deployments"] == [
-        {"name": "det", "num_replicas": 1, "max_ongoing_requests": 4},
-        {"name": "ingress", "num_replicas": 1}]
-    assert "autoscaling_config" in config["applications"][0]["deployments"][0]
-
-
 def test_fixed_variant_config_from_the_shipped_file(tmp_path):
     pytest.importorskip("ray")
     config = rs.VARIANTS["fixed-2t"].config(18555, tmp_path)

@@ -13,7 +13,7 @@ from ray import serve
 from ray.cluster_utils import Cluster
 
 from pdserving.net import free_port, wait_until
-from pdserving.ray_app import APP_NAME, load_config, run_config
+from pdserving.ray_app import APP_NAME, load_config, run_config, with_deployments
 from tests.helpers.paths import ROOT
 from tests.web.test_app import SETTINGS
 
@@ -27,19 +27,10 @@ SERVE_ENV = {"RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
              "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5"}
 
 
-def with_deployments(config: dict, **options: dict) -> dict:
-    """``config`` with each named deployment's options replaced by ``options[name]``."""
-    for deployment in config["applications"][0]["deployments"]:
-        name = deployment["name"]
-        if name in options:
-            deployment.clear()
-            deployment.update(name=name, **options[name])
-    return config
-
-
 def fixed(replicas: int) -> dict:
-    """A model deployment of ``replicas`` replicas, half a CPU each (4 on the 2 CPUs)."""
-    return {"num_replicas": replicas, "max_ongoing_requests": 4,
+    """A model deployment of ``replicas`` replicas (no autoscaling), half a CPU each (4 on the
+    2 CPUs)."""
+    return {"num_replicas": replicas, "autoscaling_config": None, "max_ongoing_requests": 4,
             "ray_actor_options": {"num_cpus": 0.5}}
 
 

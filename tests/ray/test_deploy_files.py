@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from ray.serve._private.build_app import build_app as serve_build_app
 from ray.serve.schema import ServeDeploySchema
 
-from pdserving.ray_app import APP_NAME, AppArgs, build_app
+from pdserving.ray_app import APP_NAME, AppArgs, build_app, with_deployments
 from pdserving.services import model_names
 from tests.helpers.paths import ROOT
 
@@ -68,6 +68,17 @@ def test_serve_config_deployments_are_those_build_app_makes(serve_config):
     (app,) = serve_config["applications"]
     assert [d["name"] for d in app["deployments"]] == deployment_names(app["args"])
     assert deployment_names(app["args"]) == ["det", "rec", "ingress"]
+
+
+def test_with_deployments_replaces_and_removes_fields_without_touching_the_input():
+    config = {"applications": [{"deployments": [
+        {"name": "det", "autoscaling_config": {"min_replicas": 1}, "max_ongoing_requests": 4},
+        {"name": "ingress", "num_replicas": 1}]}]}
+    out = with_deployments(config, det={"autoscaling_config": None, "num_replicas": 1})
+    assert out["applications"][0]["deployments"] == [
+        {"name": "det", "max_ongoing_requests": 4, "num_replicas": 1},
+        {"name": "ingress", "num_replicas": 1}]
+    assert "autoscaling_config" in config["applications"][0]["deployments"][0]
 
 
 def test_use_cls_adds_a_cls_deployment():

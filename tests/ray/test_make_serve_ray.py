@@ -13,12 +13,12 @@ import psutil
 import yaml
 
 from pdserving.net import free_port, wait_until
-from pdserving.ray_app import load_config
+from pdserving.ray_app import load_config, with_deployments
 from tests.helpers.paths import ROOT
 from tests.helpers.servers import body, ctrl_c_as_in_a_terminal, predict_url
-from tests.ray.conftest import CONFIG, with_deployments
+from tests.ray.conftest import CONFIG
 
-SMALL = {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.5}}
+SMALL = {"num_replicas": 1, "autoscaling_config": None, "ray_actor_options": {"num_cpus": 0.5}}
 
 
 def _ready(base: str) -> bool:

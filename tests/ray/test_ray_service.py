@@ -4,7 +4,6 @@ load, and rec autoscaling."""
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,8 @@ from ray.exceptions import RayActorError
 from pdserving.net import wait_until
 from pdserving.ray_app import APP_NAME
 from tests.helpers.servers import body, predict_url
-from tests.ray.conftest import deploy, model_handle, with_deployments
+from pdserving.ray_app import with_deployments
+from tests.ray.conftest import deploy, model_handle
 from tests.web.test_app import (assert_bad_input_refused, assert_error,
                                 assert_good_request_succeeds, each_bad_input)
 
@@ -122,8 +122,8 @@ def test_a_det_replica_killed_under_load_costs_at_most_a_few_requests(ray_ocr, s
 
 def test_rec_scales_out_on_a_burst_and_back_when_idle(ray_ocr, ray_config, samples):
     """Last in this module: it redeploys rec with autoscaling (1 to 2 replicas)."""
-    config = with_deployments(copy.deepcopy(ray_config), rec={
-        "max_ongoing_requests": 4, "ray_actor_options": {"num_cpus": 0.5},
+    config = with_deployments(ray_config, rec={
+        "num_replicas": None, "max_ongoing_requests": 4, "ray_actor_options": {"num_cpus": 0.5},
         "autoscaling_config": {"min_replicas": 1, "max_replicas": 2,
                                "target_ongoing_requests": 1, "upscale_delay_s": 0,
                                "downscale_delay_s": 2, "look_back_period_s": 2,
