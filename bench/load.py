@@ -117,7 +117,7 @@ class Service:
         port = free_port(WEB_PORT)
         self._launch(ServerProcess(args + ["--port", str(port)], self.name, f"127.0.0.1:{port}"))
         self.url = f"http://127.0.0.1:{port}/ocr/prediction"
-        self._wait_ready(f"http://127.0.0.1:{port}/ready")
+        wait_ready(f"http://127.0.0.1:{port}", 120.0, self.name)
         ready_s = time.perf_counter() - launched
         self.rss = MemorySampler([p.proc.pid for p in self.processes])
         self._check_engines(f"http://127.0.0.1:{port}/metrics")
@@ -135,15 +135,6 @@ class Service:
     def _launch(self, proc: ServerProcess) -> ServerProcess:
         self.processes.append(proc)  # before start, so stop() covers a half-started service
         return proc.start(timeout=120)
-
-    def _wait_ready(self, url: str, timeout: float = 120.0) -> None:
-        def ok() -> bool:
-            try:
-                return httpx.get(url, timeout=5).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ok, timeout, f"{self.name}: {url} 200")
 
     def stop(self) -> None:
         """Stop every process, web service first (it stops its own model server)."""
@@ -179,6 +170,17 @@ class LoadResult:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+
+def wait_ready(base: str, timeout: float, name: str) -> None:
+    """Wait until the service at ``base`` answers ``GET /ready`` with 200."""
+    def ok() -> bool:
+        try:
+            return httpx.get(f"{base}/ready", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ok, timeout, f"{name}: {base}/ready 200")
 
 
 def run_load(url: str, bodies: list[bytes], concurrency: int, total: int,

@@ -31,10 +31,10 @@ import numpy as np
 import psutil
 
 from bench import data
-from bench.load import LoadResult, MemorySampler, Service, _pss, run_load
+from bench.load import LoadResult, MemorySampler, Service, _pss, run_load, wait_ready
 from bench.run import (code_version, errors, exit_on_sigterm, kept_notes, log, machine, mib, ms,
                        service_settings, table, target, target_rows)
-from pdserving.net import free_port, wait_until
+from pdserving.net import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -292,14 +292,7 @@ def run_ray(variant: Variant, round_: int, args, bodies: list[bytes], model_root
         base = f"http://127.0.0.1:{port}"
         deploy = time.perf_counter()
         run_config(variant.config(port, model_root))
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{base}/ready", timeout=5).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, 180, f"ray {variant.name}: {base}/ready 200")
+        wait_ready(base, 180, f"ray {variant.name}")
         m.ready_s = time.perf_counter() - deploy
         log(f"ray {variant.name} (round {round_}): cluster started in {m.start_s:.1f} s, deploy "
             f"to ready {m.ready_s:.1f} s")

@@ -36,10 +36,11 @@ def fixed(replicas: int) -> dict:
 
 def deploy(config: dict, base: str) -> None:
     run_config(config)
-    wait_until(lambda: _ready(base), 60, "Ray OCR service /ready")
+    wait_until(lambda: ready(base), 60, "Ray OCR service /ready")
 
 
-def _ready(base: str) -> bool:
+def ready(base: str) -> bool:
+    """The service at ``base`` answers ``GET /ready`` with 200."""
     try:
         return httpx.get(base + "/ready", timeout=5).status_code == 200
     except httpx.HTTPError:

@@ -16,16 +16,9 @@ from pdserving.net import free_port, wait_until
 from pdserving.ray_app import load_config, with_deployments
 from tests.helpers.paths import ROOT
 from tests.helpers.servers import body, ctrl_c_as_in_a_terminal, predict_url
-from tests.ray.conftest import CONFIG
+from tests.ray.conftest import CONFIG, ready
 
 SMALL = {"num_replicas": 1, "autoscaling_config": None, "ray_actor_options": {"num_cpus": 0.5}}
-
-
-def _ready(base: str) -> bool:
-    try:
-        return httpx.get(base + "/ready", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_make_serve_ray_serves_and_ctrl_c_stops_everything(model_root, samples, tmp_path):
@@ -41,7 +34,7 @@ def test_make_serve_ray_serves_and_ctrl_c_stops_everything(model_root, samples, 
                                 env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:
-        wait_until(lambda: _ready(base) or make.poll() is not None, 120, "make serve-ray ready")
+        wait_until(lambda: ready(base) or make.poll() is not None, 120, "make serve-ray ready")
         assert make.poll() is None, (tmp_path / "out.log").read_text(errors="replace")[-3000:]
         data, lines = samples["menu.jpg"]
         r = httpx.post(predict_url(base), json=body(data), timeout=60)
