@@ -50,6 +50,17 @@ def _pss(pid: int) -> int:
         return 0
 
 
+def process_trees(roots: list[psutil.Process]) -> list[psutil.Process]:
+    """Each of ``roots`` and its descendants; a root that has gone is left out."""
+    procs = []
+    for root in roots:
+        try:
+            procs += [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+    return procs
+
+
 class MemorySampler:
     """Summed PSS of some process trees every ``interval`` seconds, kept as (time, bytes)."""
 
@@ -62,15 +73,7 @@ class MemorySampler:
         self._thread.start()
 
     def current(self) -> int:
-        total = 0
-        for root in self.roots:
-            try:
-                procs = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            for p in procs:
-                total += _pss(p.pid)
-        return total
+        return sum(_pss(p.pid) for p in process_trees(self.roots))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

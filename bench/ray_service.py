@@ -31,7 +31,8 @@ import numpy as np
 import psutil
 
 from bench import data
-from bench.load import LoadResult, MemorySampler, Service, _pss, run_load, wait_ready
+from bench.load import (LoadResult, MemorySampler, Service, _pss, process_trees, run_load,
+                        wait_ready)
 from bench.run import (code_version, errors, exit_on_sigterm, kept_notes, log, machine, mib, ms,
                        service_settings, table, target, target_rows)
 from pdserving.net import free_port
@@ -145,23 +146,12 @@ def is_replica(name: str) -> bool:
     return name.startswith("ray::ServeReplica:")
 
 
-def snapshot(pids: list[int]) -> list[tuple[str, int, int]]:
-    """(title, pid, PSS bytes) of every live process in the trees of ``pids``."""
+def snapshot(roots: list[psutil.Process]) -> list[tuple[str, int, int]]:
+    """(title, pid, PSS bytes) of every live process in the trees of ``roots``."""
     rows = []
-    for proc in tree(pids):
+    for proc in process_trees(roots):
         rows.append((title(proc), proc.pid, _pss(proc.pid)))
     return [r for r in rows if r[0] != "gone"]
-
-
-def tree(pids: list[int]) -> list[psutil.Process]:
-    procs = []
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            procs += [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-    return procs
 
 
 # ---- the two services ------------------------------------------------------------------------
@@ -197,7 +187,7 @@ def run_fast(round_: int, args, bodies: list[bytes]) -> Measured:
         measure_loads(m, service.url, bodies, args.requests, args.warmup, service.rss)
         m.health_s = health_round_trip(service.url.rsplit("/ocr/", 1)[0])
         m.peak_pss = service.rss.peak()
-        m.memory = snapshot([p.proc.pid for p in service.processes])
+        m.memory = snapshot([psutil.Process(p.proc.pid) for p in service.processes])
     return m
 
 
@@ -275,7 +265,7 @@ def run_ray(variant: Variant, round_: int, args, bodies: list[bytes], model_root
     known: dict[int, float] = {}  # every Ray process seen: pid -> create time
 
     def remember() -> list[psutil.Process]:
-        procs = tree([p.pid for p in me.children()])
+        procs = process_trees(me.children())
         for p in procs:
             with contextlib.suppress(psutil.NoSuchProcess):
                 known.setdefault(p.pid, p.create_time())
@@ -306,7 +296,7 @@ def run_ray(variant: Variant, round_: int, args, bodies: list[bytes], model_root
             m.replicas = watch.stop()
         m.peak_pss = rss.peak()
         remember()
-        m.memory = snapshot([p.pid for p in me.children()])
+        m.memory = snapshot(me.children())
         m.health_s = health_round_trip(base)
         if args.probe:
             probe(m, serve, variant, model_root)
