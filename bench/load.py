@@ -123,14 +123,12 @@ class Service:
         wait_ready(f"http://127.0.0.1:{port}", 120.0, self.name)
         ready_s = time.perf_counter() - launched
         self.rss = MemorySampler([p.proc.pid for p in self.processes])
-        self._check_engines(f"http://127.0.0.1:{port}/metrics")
+        self._check_engines(f"http://127.0.0.1:{port}")
         return ready_s
 
-    def _check_engines(self, metrics_url: str) -> None:
+    def _check_engines(self, base: str) -> None:
         """Raise unless every model runs on the engine asked for."""
-        text = httpx.get(metrics_url, timeout=10).text
-        engines = set(re.findall(r'^pdserving_model_engine_info\{[^}]*engine="(\w+)"', text,
-                                 re.MULTILINE))
+        engines = metric_engines(base)
         engines |= {p.engine for p in self.processes[:-1] if p.engine}  # the det model server
         if engines - {self.engine}:
             raise RuntimeError(f"{self.name}: models run on {', '.join(sorted(engines))}")
@@ -173,6 +171,13 @@ class LoadResult:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+
+def metric_engines(base: str) -> set[str]:
+    """The engines the service at ``base`` reports running its models (``/metrics``)."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return set(re.findall(r'^pdserving_model_engine_info\{[^}]*engine="(\w+)"', text,
+                          re.MULTILINE))
 
 
 def wait_ready(base: str, timeout: float, name: str) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import statistics
 import sys
 import tempfile
@@ -31,8 +30,8 @@ import numpy as np
 import psutil
 
 from bench import data
-from bench.load import (LoadResult, MemorySampler, Service, _pss, process_trees, run_load,
-                        wait_ready)
+from bench.load import (LoadResult, MemorySampler, Service, _pss, metric_engines,
+                        process_trees, run_load, wait_ready)
 from bench.run import (code_version, errors, exit_on_sigterm, kept_notes, log, machine, mib, ms,
                        service_settings, table, target, target_rows)
 from pdserving.net import free_port
@@ -246,13 +245,6 @@ def replica_text(states: dict[str, int]) -> str:
     return " + ".join(f"{n} {state}" for state, n in states.items()) or "none"
 
 
-def check_engines(base: str) -> str:
-    """The engines the ingress reports on ``/metrics``, or "" if none."""
-    text = httpx.get(f"{base}/metrics", timeout=10).text
-    found = re.findall(r'^pdserving_model_engine_info\{[^}]*engine="(\w+)"', text, re.MULTILINE)
-    return ",".join(sorted(set(found)))
-
-
 def run_ray(variant: Variant, round_: int, args, bodies: list[bytes], model_root: Path) -> Measured:
     """One variant on a local one-node cluster of its own, from ``ray.init`` to shutdown."""
     import ray
@@ -286,7 +278,7 @@ def run_ray(variant: Variant, round_: int, args, bodies: list[bytes], model_root
         m.ready_s = time.perf_counter() - deploy
         log(f"ray {variant.name} (round {round_}): cluster started in {m.start_s:.1f} s, deploy "
             f"to ready {m.ready_s:.1f} s")
-        if (engines := check_engines(base)) != "openvino":
+        if (engines := ",".join(sorted(metric_engines(base)))) != "openvino":
             m.notes.append(f"models run on {engines or 'unknown engines'}")
         rss = MemorySampler([p.pid for p in me.children()])
         watch = ReplicaWatch()
