@@ -4,8 +4,6 @@ tests' limits, started once for the Ray tests."""
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 import ray
@@ -34,9 +32,12 @@ def fixed(replicas: int) -> dict:
             "ray_actor_options": {"num_cpus": 0.5}}
 
 
-def deploy(config: dict, base: str) -> None:
+def deploy(config: dict) -> str:
+    """Deploy ``config`` on the test cluster; the service's base URL once it is ready."""
     run_config(config)
+    base = f"http://127.0.0.1:{config['http_options']['port']}"
     wait_until(lambda: ready(base), 60, "Ray OCR service /ready")
+    return base
 
 
 def ready(base: str) -> bool:
@@ -49,23 +50,19 @@ def ready(base: str) -> bool:
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    saved = {k: os.environ.get(k) for k in SERVE_ENV}
-    os.environ.update(SERVE_ENV)
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
-    ray.init(address=cluster.address, log_to_driver=False)
-    try:
-        yield cluster
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-        cluster.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in SERVE_ENV.items():
+            env.setenv(key, value)
+        cluster = Cluster(initialize_head=True,
+                          head_node_args={"num_cpus": 1, "include_dashboard": False})
+        cluster.add_node(num_cpus=1)
+        ray.init(address=cluster.address, log_to_driver=False)
+        try:
+            yield cluster
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+            cluster.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -79,9 +76,7 @@ def ray_config(model_root) -> dict:
 @pytest.fixture(scope="session")
 def ray_ocr(ray_cluster, ray_config) -> str:
     """The base URL of the OCR service on the cluster."""
-    base = f"http://127.0.0.1:{ray_config['http_options']['port']}"
-    deploy(ray_config, base)
-    return base
+    return deploy(ray_config)
 
 
 def model_handle(name: str):

@@ -128,7 +128,7 @@ def test_rec_scales_out_on_a_burst_and_back_when_idle(ray_ocr, ray_config, sampl
                                "target_ongoing_requests": 1, "upscale_delay_s": 0,
                                "downscale_delay_s": 2, "look_back_period_s": 2,
                                "metrics_interval_s": 0.5}})
-    deploy(config, ray_ocr)
+    deploy(config)
     wait_until(lambda: running("rec") == 1, 30, "rec idle at 1 replica")
 
     images = [data for data, _ in samples.values()]
