@@ -37,6 +37,7 @@ from starlette.routing import Route
 from pdserving.errors import BadRequest, PayloadTooLarge, ServingError
 from pdserving.net import wait_until
 from pdserving.web.limits import read_body
+from pdserving.web.runner import PARSER_AND_LOOP
 from pdserving.proto import general_model_service_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ class HttpServer:
         self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.socket.bind(path)
         self.server = uvicorn.Server(uvicorn.Config(
-            app, http="h11", loop="asyncio", ws="none", lifespan="off", log_config=None,
+            app, **PARSER_AND_LOOP, ws="none", lifespan="off", log_config=None,
             access_log=False, server_header=False))
         self._thread = threading.Thread(target=self.server.run, args=([self.socket],),
                                         name="pdserving-http", daemon=True)

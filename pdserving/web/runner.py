@@ -18,6 +18,12 @@ from pdserving.net import PortInUse, bind
 from pdserving.web.app import PREDICT_PATH
 
 
+# uvicorn's HTTP parser and event loop, named for every server of ours: uvicorn would pick
+# httptools and uvloop where installed (Ray brings them), and our servers must parse requests the
+# same way on every install.
+PARSER_AND_LOOP = {"http": "h11", "loop": "asyncio"}
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, announcing once it listens (scripts and tests wait for this line)."""
 
@@ -44,10 +50,8 @@ def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
         return 1
     service = getattr(app.state, "service", "web")
     path = getattr(app.state, "predict_path", PREDICT_PATH)
-    # h11 and asyncio named: uvicorn would pick httptools and uvloop where installed (Ray brings
-    # them), and the service must parse requests the same way on every install.
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, http="h11",
-                            loop="asyncio", timeout_graceful_shutdown=graceful_timeout)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **PARSER_AND_LOOP,
+                            timeout_graceful_shutdown=graceful_timeout)
     server = _Server(config, f"pdserving {service} service ready on "
                              f"http://{host}:{sock.getsockname()[1]}{path}{also}")
     try:
