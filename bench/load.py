@@ -9,6 +9,13 @@ summed over all its processes (the web process, its model workers and servers, a
 mode the det model server), sampled in a background thread. Each process counts its PSS
 (proportional set size): Paddle's shared library pages, mapped by every model worker, are in
 memory once, and a sum of RSS would count them once per process.
+
+Memory is sampled only during runs that are not timed. Reading PSS makes the kernel walk each
+process's page tables: one sample takes 20 ms for the fast service on OpenVINO (one process),
+34 ms on Paddle (the web process and two model workers), 55 ms for the 12 processes of the Ray
+Serve service. Sampled every 0.2 s during the timed runs, as it was until 2026-11-30, that CPU
+was taken from the service under test: fast c=1 p50 +8-11%, Ray's +27-47%; the more processes,
+the more it cost.
 """
 
 from __future__ import annotations
@@ -62,12 +69,14 @@ def process_trees(roots: list[psutil.Process]) -> list[psutil.Process]:
 
 
 class MemorySampler:
-    """Summed PSS of some process trees every ``interval`` seconds, kept as (time, bytes)."""
+    """Summed PSS of some process trees every ``interval`` seconds while ``sampling``, kept as
+    (time, bytes)."""
 
     def __init__(self, pids: list[int], interval: float = 0.2):
         self.roots = [psutil.Process(pid) for pid in pids]
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
+        self.sampling = threading.Event()  # set by run_load around a memory run
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -77,7 +86,8 @@ class MemorySampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.samples.append((time.monotonic(), self.current()))
+            if self.sampling.is_set():
+                self.samples.append((time.monotonic(), self.current()))
 
     def peak(self, since: float = 0.0) -> int:
         """The highest sample taken at or after ``since`` (a ``time.monotonic()`` value)."""
@@ -194,7 +204,11 @@ def wait_ready(base: str, timeout: float, name: str) -> None:
 def run_load(url: str, bodies: list[bytes], concurrency: int, total: int,
              rss: MemorySampler | None = None) -> LoadResult:
     """Send ``total`` requests (``bodies`` in turn) from ``concurrency`` threads, each with its
-    own keep-alive connection, each sending its next request as soon as the last is answered."""
+    own keep-alive connection, each sending its next request as soon as the last is answered.
+
+    Given ``rss``, this is a memory run: memory is sampled throughout, from a sample taken
+    before the first request, and its peak returned; its timings are then not for reporting
+    (see the module's docstring)."""
     counter = itertools.count()
     lock = threading.Lock()
     stop = threading.Event()  # set on Ctrl-C: workers finish their request and quit
@@ -219,6 +233,9 @@ def run_load(url: str, bodies: list[bytes], concurrency: int, total: int,
                         latencies.append(elapsed)
 
     began = time.monotonic()
+    if rss:
+        rss.samples.append((began, rss.current()))
+        rss.sampling.set()
     start = time.perf_counter()
     pool = ThreadPoolExecutor(concurrency)
     try:
@@ -227,6 +244,8 @@ def run_load(url: str, bodies: list[bytes], concurrency: int, total: int,
     finally:
         stop.set()
         pool.shutdown()
+        if rss:
+            rss.sampling.clear()
     wall = time.perf_counter() - start
     peak = rss.peak(since=began) if rss else 0
     return LoadResult(concurrency, latencies, errors, wall, peak)

@@ -172,7 +172,9 @@ def measure_loads(m: Measured, url: str, bodies: list[bytes], requests: int, war
     for _ in range(warmup):
         run_load(url, bodies, 2, len(bodies))
     for c in CONCURRENCY:
-        res = m.loads[c] = run_load(url, bodies, c, max(c, requests), rss)
+        res = m.loads[c] = run_load(url, bodies, c, max(c, requests))
+        if rss:
+            res.peak_rss = run_load(url, bodies, c, max(c, requests), rss).peak_rss
         log(f"{m.label} (round {m.round}) c={c}: {res.throughput:.2f} img/s, p50 "
             f"{ms(res.percentile(50))} ms, p90 {ms(res.percentile(90))} ms, errors "
             f"{errors(res.errors)}")
@@ -480,8 +482,9 @@ def render(args, info: dict, images: list[data.BenchImage], results: list[Measur
             "Each level sends the image set in turn from that many client threads (keep-alive "
             "connections, bodies prepared beforehand). Latency per request (one image). Peak "
             "memory: PSS of all the service's processes summed (Ray: every process of the "
-            "cluster, the driver, i.e. this benchmark, excepted), sampled every 0.2 s during the "
-            "level. In run order.", ""]
+            "cluster, the driver, i.e. this benchmark, excepted), sampled every 0.2 s during a "
+            "second, untimed run at the same level (reading PSS costs the service CPU: 55 ms per "
+            "sample of the Ray service's processes). In run order.", ""]
     out += table(["round", "service", "c", "requests", "images/s", "p50 ms", "p90 ms", "errors",
                   "peak PSS MiB", "ratio to fast (same round)"], load_rows(results))
 

@@ -174,7 +174,8 @@ def run_mode(mode: str, engine: str, args, plan: Plan, bodies: list[bytes],
             run_load(service.url, bodies, 2, len(bodies))
         for c in CONCURRENCY:
             total = max(c, plan.sweep_passes * len(bodies))
-            res = r.sweep[c] = run_load(service.url, bodies, c, total, service.rss)
+            res = r.sweep[c] = run_load(service.url, bodies, c, total)
+            res.peak_rss = run_load(service.url, bodies, c, total, service.rss).peak_rss
             log(f"{name} c={c}: {res.throughput:.2f} img/s, p50 {res.percentile(50) * 1e3:.0f} "
                 f"ms, p99 {res.percentile(99) * 1e3:.0f} ms, errors {errors(res.errors)}")
         if args.skip_memory:
@@ -183,10 +184,11 @@ def run_mode(mode: str, engine: str, args, plan: Plan, bodies: list[bytes],
             r.memory_note = reason
         else:
             mark_start = time.monotonic()
-            first = run_load(service.url, variants, MEMORY_CONCURRENCY, plan.memory_mark)
+            first = run_load(service.url, variants, MEMORY_CONCURRENCY, plan.memory_mark,
+                             service.rss)
             after_mark = service.rss.current()
             rest = run_load(service.url, variants, MEMORY_CONCURRENCY,
-                            plan.memory_requests - plan.memory_mark)
+                            plan.memory_requests - plan.memory_mark, service.rss)
             r.memory = (after_mark, service.rss.current(), service.rss.peak(mark_start))
             r.memory_s = time.monotonic() - mark_start
             r.memory_errors = first.errors + rest.errors
@@ -363,8 +365,10 @@ def services_section(measured: Measured, plan: Plan) -> list[str]:
            "Each concurrency level sends the image set in turn from that many client threads "
            f"(keep-alive connections, bodies prepared beforehand){warm}. "
            "Latency is per request (one image). Peak memory: PSS of all processes of the "
-           "service summed (shared library pages counted once), sampled every 0.2 s during the "
-           "level. Each mode ran on one engine, then on the other, one service at a time.", ""]
+           "service summed (shared library pages counted once), sampled every 0.2 s during a "
+           "second, untimed pass at the same level (reading PSS costs the service CPU, so the "
+           "timed pass is not sampled). Each mode ran on one engine, then on the other, one "
+           "service at a time.", ""]
     rows = []
     for r in measured.results.values():
         for c, res in r.sweep.items():
