@@ -33,6 +33,18 @@ def test_det_normalize_keeps_bgr_order():
     assert x[2, 0, 0] == pytest.approx(-0.406 / 0.225)
 
 
+def test_det_normalize_is_bit_identical_to_the_whole_array_formula():
+    """Written channel by channel in place, it must give the det model exactly the floats of
+    the reference ``(x / 255 - mean) / std`` (else boxes could move)."""
+    img = np.random.default_rng(7).integers(0, 256, (61, 83, 3), dtype=np.uint8)
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    reference = ((img.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)
+    x = det_normalize(img)
+    assert x.flags.c_contiguous
+    np.testing.assert_array_equal(x, reference)
+
+
 def test_rec_resize_normalize_scales_and_pads():
     img = np.full((20, 50, 3), 255, dtype=np.uint8)
     x = rec_resize_normalize(img, 48, 320)
