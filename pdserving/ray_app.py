@@ -148,7 +148,10 @@ class ServeCall:
     timeout or no replica left is ``Unavailable`` (503 with Retry-After), never a 500."""
 
     def __init__(self, handle: DeploymentHandle, name: str, timeout: float):
-        self.handle = handle
+        # The handle's router is set up here, once: a handle sets it up on first use without a
+        # lock, and worker threads using it first at the same time would each set up their own,
+        # each with its own queue (max_queued_requests would then hold per thread).
+        self.handle = handle.options()
         self.name = name
         self.timeout = timeout
 

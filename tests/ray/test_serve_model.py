@@ -4,6 +4,7 @@ fails is a 503 the web app turns into ``Retry-After`` (``Unavailable``), never a
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -67,9 +68,12 @@ def test_a_call_over_its_time_limit_is_unavailable(ray_ocr):
             np.zeros((320, 320, 3), np.uint8), (1.0, 1.0), (320, 320, 3))
 
 
-def test_a_full_deployment_is_unavailable_not_queued_forever(ray_cluster, model_root):
+def test_a_full_deployment_is_unavailable_not_queued_forever(ray_cluster, model_root, caplog):
     """A deployment with a bounded queue (``max_queued_requests``) refuses the calls beyond its
-    replica's one at a time and one waiting: each such call is Unavailable ("busy")."""
+    replica's one at a time and one waiting: each such call is Unavailable ("busy"). The six
+    threads share one router (one queue): a handle first used by several threads at once would
+    set up one each (Ray logs each set-up), and then the bound held per thread."""
+    caplog.set_level(logging.INFO, logger="ray.serve")
     replica = ModelReplica.options(name="cls", max_ongoing_requests=1, max_queued_requests=1,
                                    ray_actor_options={"num_cpus": 0})  # the 2 CPUs are taken
     handle = serve.run(replica.bind("cls", AppArgs(model_root=str(model_root))),
@@ -89,6 +93,9 @@ def test_a_full_deployment_is_unavailable_not_queued_forever(ray_cluster, model_
             outcomes = list(pool.map(call, range(12)))
     finally:
         serve.delete("busy")
+    routers = [m for m in caplog.messages
+               if m.startswith("Initialized DeploymentHandle") and "'busy'" in m]
+    assert len(routers) == 1
     assert "ok" in outcomes
     assert "cls replicas busy, retry later" in outcomes, outcomes
     assert set(outcomes) == {"ok", "cls replicas busy, retry later"}
