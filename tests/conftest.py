@@ -4,6 +4,7 @@ Helpers (paths, images, test models, servers) are in ``tests/helpers``.
 """
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ from pdserving.launcher import model_server
 from pdserving.net import free_port
 from tests.helpers.paths import SAMPLES
 from tests.helpers.servers import script, started
+
+
+def pytest_configure(config):
+    """Children get Ctrl-C as in a terminal. A shell starts background jobs with SIGINT ignored,
+    and that survives exec into every child; a handler does not (exec resets it to the default
+    action). Set here rather than in each child between fork and exec (``preexec_fn``): Python
+    code run there, with gRPC's threads alive in this process, crashed a child in CI."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,12 +29,6 @@ from pdserving.web.app import PREDICT_PATH
 from pdserving.web.runner import PARSER_AND_LOOP
 from tests.helpers.images import encode, text_image
 from tests.helpers.paths import ROOT
-
-
-def ctrl_c_as_in_a_terminal() -> None:
-    """A child's ``preexec_fn``: SIGINT's default action (Ctrl-C), even when the tests run in
-    the background of a shell, which starts them with SIGINT ignored (kept across exec)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def body(*images: bytes, fetch=("res",)) -> dict:
@@ -142,8 +135,7 @@ class ScriptServer:
 
     def start(self, timeout: float = 60) -> "ScriptServer":
         self.proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, json.dumps(self.cfg)],
-                                     stdout=self._out, stderr=self._err, text=True, cwd=ROOT,
-                                     preexec_fn=ctrl_c_as_in_a_terminal)
+                                     stdout=self._out, stderr=self._err, text=True, cwd=ROOT)
         try:
             wait_until(lambda: self.ready or self.proc.poll() is not None, timeout,
                        "service ready line")

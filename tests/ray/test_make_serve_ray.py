@@ -15,7 +15,7 @@ import yaml
 from pdserving.net import free_port, wait_until
 from pdserving.ray_app import load_config, with_deployments
 from tests.helpers.paths import ROOT
-from tests.helpers.servers import body, ctrl_c_as_in_a_terminal, predict_url
+from tests.helpers.servers import body, predict_url
 from tests.ray.conftest import CONFIG, ready
 
 SMALL = {"num_replicas": 1, "autoscaling_config": None, "ray_actor_options": {"num_cpus": 0.5}}
@@ -32,7 +32,7 @@ def test_make_serve_ray_serves_and_ctrl_c_stops_everything(model_root, samples, 
     with open(tmp_path / "out.log", "wb") as log:
         make = subprocess.Popen(["make", "-s", "serve-ray", f"RAY_CONFIG={path}"], cwd=ROOT,
                                 env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
+                                start_new_session=True)
     try:
         wait_until(lambda: ready(base) or make.poll() is not None, 120, "make serve-ray ready")
         assert make.poll() is None, (tmp_path / "out.log").read_text(errors="replace")[-3000:]
