@@ -20,6 +20,7 @@ the more it cost.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import re
@@ -31,6 +32,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import numpy as np
@@ -69,14 +71,14 @@ def process_trees(roots: list[psutil.Process]) -> list[psutil.Process]:
 
 
 class MemorySampler:
-    """Summed PSS of some process trees every ``interval`` seconds while ``sampling``, kept as
+    """Summed PSS of some process trees every ``interval`` seconds inside ``sampled()``, kept as
     (time, bytes)."""
 
     def __init__(self, pids: list[int], interval: float = 0.2):
         self.roots = [psutil.Process(pid) for pid in pids]
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
-        self.sampling = threading.Event()  # set by run_load around a memory run
+        self._on = threading.Event()  # set inside sampled()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -86,8 +88,20 @@ class MemorySampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            if self.sampling.is_set():
+            if self._on.is_set():
                 self.samples.append((time.monotonic(), self.current()))
+
+    @contextlib.contextmanager
+    def sampled(self) -> Iterator[float]:
+        """Sample while the block runs, from one sample at its start; yields that start (a
+        ``time.monotonic()`` value, for ``peak``)."""
+        began = time.monotonic()
+        self.samples.append((began, self.current()))
+        self._on.set()
+        try:
+            yield began
+        finally:
+            self._on.clear()
 
     def peak(self, since: float = 0.0) -> int:
         """The highest sample taken at or after ``since`` (a ``time.monotonic()`` value)."""
@@ -201,14 +215,9 @@ def wait_ready(base: str, timeout: float, name: str) -> None:
     wait_until(ok, timeout, f"{name}: {base}/ready 200")
 
 
-def run_load(url: str, bodies: list[bytes], concurrency: int, total: int,
-             rss: MemorySampler | None = None) -> LoadResult:
+def run_load(url: str, bodies: list[bytes], concurrency: int, total: int) -> LoadResult:
     """Send ``total`` requests (``bodies`` in turn) from ``concurrency`` threads, each with its
-    own keep-alive connection, each sending its next request as soon as the last is answered.
-
-    Given ``rss``, this is a memory run: memory is sampled throughout, from a sample taken
-    before the first request, and its peak returned; its timings are then not for reporting
-    (see the module's docstring)."""
+    own keep-alive connection, each sending its next request as soon as the last is answered."""
     counter = itertools.count()
     lock = threading.Lock()
     stop = threading.Event()  # set on Ctrl-C: workers finish their request and quit
@@ -232,10 +241,6 @@ def run_load(url: str, bodies: list[bytes], concurrency: int, total: int,
                     else:
                         latencies.append(elapsed)
 
-    began = time.monotonic()
-    if rss:
-        rss.samples.append((began, rss.current()))
-        rss.sampling.set()
     start = time.perf_counter()
     pool = ThreadPoolExecutor(concurrency)
     try:
@@ -244,11 +249,19 @@ def run_load(url: str, bodies: list[bytes], concurrency: int, total: int,
     finally:
         stop.set()
         pool.shutdown()
-        if rss:
-            rss.sampling.clear()
-    wall = time.perf_counter() - start
-    peak = rss.peak(since=began) if rss else 0
-    return LoadResult(concurrency, latencies, errors, wall, peak)
+    return LoadResult(concurrency, latencies, errors, time.perf_counter() - start)
+
+
+def run_level(url: str, bodies: list[bytes], concurrency: int, total: int,
+              rss: MemorySampler | None = None) -> LoadResult:
+    """One concurrency level: a timed ``run_load``, then, given ``rss``, the same again untimed
+    with memory sampled (see the module's docstring); the timed result with that run's peak."""
+    result = run_load(url, bodies, concurrency, total)
+    if rss:
+        with rss.sampled() as began:
+            run_load(url, bodies, concurrency, total)
+        result.peak_rss = rss.peak(since=began)
+    return result
 
 
 def first_and_steady(url: str, body: bytes, repeats: int) -> tuple[float, float]:

@@ -31,7 +31,7 @@ import psutil
 
 from bench import data
 from bench.load import (LoadResult, MemorySampler, Service, _pss, metric_engines,
-                        process_trees, run_load, wait_ready)
+                        process_trees, run_level, run_load, wait_ready)
 from bench.run import (code_version, errors, exit_on_sigterm, kept_notes, log, machine, mib, ms,
                        service_settings, table, target, target_rows)
 from pdserving.net import free_port
@@ -172,9 +172,7 @@ def measure_loads(m: Measured, url: str, bodies: list[bytes], requests: int, war
     for _ in range(warmup):
         run_load(url, bodies, 2, len(bodies))
     for c in CONCURRENCY:
-        res = m.loads[c] = run_load(url, bodies, c, max(c, requests))
-        if rss:
-            res.peak_rss = run_load(url, bodies, c, max(c, requests), rss).peak_rss
+        res = m.loads[c] = run_level(url, bodies, c, max(c, requests), rss)
         log(f"{m.label} (round {m.round}) c={c}: {res.throughput:.2f} img/s, p50 "
             f"{ms(res.percentile(50))} ms, p90 {ms(res.percentile(90))} ms, errors "
             f"{errors(res.errors)}")

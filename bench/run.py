@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import data, floor, plot
-from bench.load import LoadResult, MiB, Service, first_and_steady, run_load
+from bench.load import LoadResult, MiB, Service, first_and_steady, run_level, run_load
 from pdserving.engine import ENGINES, EngineOptions
 
 HERE = Path(__file__).resolve().parent
@@ -174,8 +174,7 @@ def run_mode(mode: str, engine: str, args, plan: Plan, bodies: list[bytes],
             run_load(service.url, bodies, 2, len(bodies))
         for c in CONCURRENCY:
             total = max(c, plan.sweep_passes * len(bodies))
-            res = r.sweep[c] = run_load(service.url, bodies, c, total)
-            res.peak_rss = run_load(service.url, bodies, c, total, service.rss).peak_rss
+            res = r.sweep[c] = run_level(service.url, bodies, c, total, service.rss)
             log(f"{name} c={c}: {res.throughput:.2f} img/s, p50 {res.percentile(50) * 1e3:.0f} "
                 f"ms, p99 {res.percentile(99) * 1e3:.0f} ms, errors {errors(res.errors)}")
         if args.skip_memory:
@@ -183,12 +182,11 @@ def run_mode(mode: str, engine: str, args, plan: Plan, bodies: list[bytes],
         elif (reason := memory_does_not_fit(r, fast, args.budget)):
             r.memory_note = reason
         else:
-            mark_start = time.monotonic()
-            first = run_load(service.url, variants, MEMORY_CONCURRENCY, plan.memory_mark,
-                             service.rss)
-            after_mark = service.rss.current()
-            rest = run_load(service.url, variants, MEMORY_CONCURRENCY,
-                            plan.memory_requests - plan.memory_mark, service.rss)
+            with service.rss.sampled() as mark_start:
+                first = run_load(service.url, variants, MEMORY_CONCURRENCY, plan.memory_mark)
+                after_mark = service.rss.current()
+                rest = run_load(service.url, variants, MEMORY_CONCURRENCY,
+                                plan.memory_requests - plan.memory_mark)
             r.memory = (after_mark, service.rss.current(), service.rss.peak(mark_start))
             r.memory_s = time.monotonic() - mark_start
             r.memory_errors = first.errors + rest.errors
