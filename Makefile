@@ -76,4 +76,4 @@ proto: $(STAMP)
 	$(VPY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. pdserving/proto/general_model_config.proto
 
 clean:
-	rm -rf $(VENV) $(GPU_VENV) ocr_det_model ocr_det_client ocr_rec_model ocr_rec_client ocr_cls_model ocr_cls_client
+	rm -rf $(VENV) $(GPU_VENV) ocr_det_model ocr_det_client ocr_rec_model ocr_rec_client ocr_cls_model ocr_cls_client ocr_det.tar.gz ocr_rec.tar.gz ocr_cls.tar.gz

