@@ -1,4 +1,4 @@
-"""Paddle inference model -> Paddle Serving folders (SPEC section 6), as Paddle Serving did it.
+"""Paddle inference model -> Paddle Serving folders, as Paddle Serving did it.
 
 The feed and fetch variables (names, types, shapes, LoD) are read from the model file itself, so
 any model converts: a legacy ``.pdmodel`` (a serialized ``ProgramDesc``) or a Paddle 3 PIR

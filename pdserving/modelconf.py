@@ -1,4 +1,4 @@
-"""The model config files of SPEC section 6 (``serving_*_conf.prototxt`` and their binary twins).
+"""The model config files (``serving_*_conf.prototxt`` and their binary twins).
 
 They name a served model's feed and fetch variables, with type codes and shapes, so that a client
 knows what to send and a server knows what to accept.
