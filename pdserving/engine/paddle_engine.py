@@ -9,6 +9,7 @@ by side go to worker processes (``process_pool``).
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import queue
 import threading
@@ -24,6 +25,7 @@ from pdserving.engine.model_folder import ModelFolder
 
 TRT_SHAPES = "trt_dynamic_shape.txt"  # TensorRT's shape ranges, collected into the model folder
 TRT_WORKSPACE = 1 << 30
+SELF_ATTENTION_FUSE = "self_attention_fuse_pass"
 
 
 def cuda_available() -> bool:
@@ -53,6 +55,18 @@ def check_gpu(options: EngineOptions) -> None:
     if absent:
         raise GpuUnavailable(f"no CUDA device {absent[0]}: this machine has {count} "
                              f"(ids 0-{count - 1})")
+
+
+@functools.cache
+def cpu_has_avx512() -> bool:
+    """Whether this CPU has AVX-512 (the ``flags`` of /proc/cpuinfo; True where unknown)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return True
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")),
+                 None)
+    return flags is None or "avx512f" in flags
 
 
 class Precision(str, enum.Enum):
@@ -89,6 +103,11 @@ def config_calls(folder: ModelFolder, options: EngineOptions) -> list[Call]:
                       Call("set_mkldnn_cache_capacity", (options.mkldnn_cache,))]
         else:  # Paddle 3 turns oneDNN on by default
             calls.append(Call("disable_mkldnn"))
+        if not cpu_has_avx512():
+            # Paddle 2.6 (the GPU build, run on the CPU) dies of SIGILL in this oneDNN fusion
+            # pass on the rec model where the CPU has no AVX-512 (seen on AMD EPYC); without it
+            # the model runs its attention unfused, with the same answers.
+            calls.append(Call("delete_pass", (SELF_ATTENTION_FUSE,)))
         return calls
     # On a GPU, PaddleOCR's own predictor settings: its memory pool, and TensorRT subgraphs with
     # shape ranges collected beforehand. fp16 is TensorRT's with TensorRT, else Paddle's mixed

@@ -8,7 +8,8 @@ import pytest
 
 from pdserving.engine import EngineError, EngineOptions, GpuUnavailable, check_options
 from pdserving.engine.model_folder import ModelFolder
-from pdserving.engine.paddle_engine import (TRT_SHAPES, Precision, config_calls, predictor_config,
+from pdserving.engine.paddle_engine import (SELF_ATTENTION_FUSE, TRT_SHAPES, Precision,
+                                            config_calls, cpu_has_avx512, predictor_config,
                                             trt_shapes)
 from pdserving.pipeline import OcrOptions
 from pdserving.services import pipeline_warmup
@@ -146,3 +147,12 @@ def test_gpu_only_settings_on_the_cpu_are_refused():
         check_options(EngineOptions(engine="paddle", precision="fp16"))
     with pytest.raises(EngineError, match="--precision fp16 is for a GPU"):
         check_options(EngineOptions(precision="fp16"))
+
+
+def test_the_attention_fusion_is_left_out_where_the_cpu_has_no_avx512(model_root):
+    # Paddle 2.6 (the GPU build) dies of SIGILL in it on such CPUs (tests/test_gpu_build.py
+    # serves on one); with AVX-512 the pass stays, and on a GPU it is not the CPU's concern.
+    deleted = calls(model_root).get("delete_pass")
+    assert deleted == (None if cpu_has_avx512() else (SELF_ATTENTION_FUSE,))
+    assert "delete_pass" not in calls(model_root, gpu_ids=(0,))
+
