@@ -14,7 +14,7 @@ from google.protobuf import text_format
 
 from pdserving.files import write_if_changed
 from pdserving.proto.general_model_config_pb2 import FeedVar, FetchVar, GeneralModelConfig
-from pdserving.rpc.codec import ElemType
+from pdserving.dtypes import ElemType
 
 SERVER_CONF = "serving_server_conf.prototxt"
 CLIENT_CONF = "serving_client_conf.prototxt"

@@ -19,7 +19,7 @@ from pdserving.engine.model_folder import ModelFolder
 from pdserving.modelconf import Var, by_name
 from pdserving.package import ensure_model
 from pdserving.rpc.client import check_request
-from pdserving.rpc.codec import numpy_dtype
+from pdserving.dtypes import numpy_dtype
 
 
 def device_options(gpu_ids: Sequence[int], threads: int | None = None) -> EngineOptions:

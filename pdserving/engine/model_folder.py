@@ -19,7 +19,7 @@ import numpy as np
 from pdserving import modelconf
 from pdserving.engine import import_paddle
 from pdserving.modelconf import Var
-from pdserving.rpc.codec import ElemType, numpy_dtype
+from pdserving.dtypes import ElemType, numpy_dtype
 
 # (model file, params file) pairs looked for in a model folder, most common first.
 MODEL_FILE_PAIRS = [

@@ -1,4 +1,4 @@
-"""ndarray <-> ``Tensor`` message (SPEC section 5), and the element type codes both carry.
+"""ndarray <-> ``Tensor`` message, in the element types of ``pdserving.dtypes``.
 
 Numbers travel as raw little-endian bytes in ``tensor_content``: one copy on the way out, none on
 the way in (decoded arrays are read-only views of the message bytes). Senders written against
@@ -9,39 +9,15 @@ bfloat16 has no numpy dtype, so it is carried and returned as its raw uint16 bit
 
 from __future__ import annotations
 
-from enum import IntEnum
 from typing import Sequence
 
 import numpy as np
 
+from pdserving import dtypes
+from pdserving.dtypes import NUMPY_DTYPE, ElemType, UnknownElemType, type_name
 from pdserving.proto.general_model_service_pb2 import Tensor
 
 
-class ElemType(IntEnum):
-    """Paddle Serving's tensor element types: ``Tensor.elem_type`` on the wire, ``feed_type`` /
-    ``fetch_type`` in the model config files. Member names are Paddle's own VarType names."""
-
-    INT64 = 0
-    FP32 = 1
-    INT32 = 2
-    FP64 = 3
-    INT16 = 4
-    FP16 = 5
-    BF16 = 6      # no numpy dtype: carried and returned as its raw uint16 bits
-    UINT8 = 7
-    INT8 = 8
-    BOOL = 9
-    STRING = 20
-
-
-NUMPY_DTYPE: dict[ElemType, np.dtype] = {
-    ElemType.INT64: np.dtype(np.int64), ElemType.FP32: np.dtype(np.float32),
-    ElemType.INT32: np.dtype(np.int32), ElemType.FP64: np.dtype(np.float64),
-    ElemType.INT16: np.dtype(np.int16), ElemType.FP16: np.dtype(np.float16),
-    ElemType.BF16: np.dtype(np.uint16), ElemType.UINT8: np.dtype(np.uint8),
-    ElemType.INT8: np.dtype(np.int8), ElemType.BOOL: np.dtype(np.bool_),
-    ElemType.STRING: np.dtype(object),
-}
 _OF_DTYPE = {dt: code for code, dt in NUMPY_DTYPE.items() if code != ElemType.BF16}
 
 # The typed repeated field a sender may use instead of tensor_content, per elem_type.
@@ -66,21 +42,11 @@ class CodecError(ValueError):
 
 
 def numpy_dtype(elem_type: int) -> np.dtype:
-    """The numpy dtype arrays of this elem_type decode to (uint16 bits for bfloat16)."""
+    """``dtypes.numpy_dtype``, an unknown code being a ``CodecError``."""
     try:
-        return NUMPY_DTYPE[ElemType(elem_type)]
-    except ValueError:
-        raise CodecError(f"unknown elem_type {elem_type}") from None
-
-
-def type_name(elem_type: int) -> str:
-    """A readable name for error messages: ``float32``, ``bfloat16``, ``string``."""
-    if elem_type == ElemType.BF16:
-        return "bfloat16"
-    try:
-        return numpy_dtype(elem_type).name.replace("object", "string")
-    except CodecError:
-        return "unknown"
+        return dtypes.numpy_dtype(elem_type)
+    except UnknownElemType as e:
+        raise CodecError(str(e)) from None
 
 
 def elem_type_of(array: np.ndarray) -> int:

@@ -21,6 +21,7 @@ from typing import Callable
 import grpc
 import numpy as np
 
+from pdserving.dtypes import type_name
 from pdserving.engine import EngineOptions
 from pdserving.engine.load import LoadedModels, load_models
 from pdserving.engine.model_folder import ModelFolder
@@ -30,7 +31,7 @@ from pdserving.net import bind
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
 from pdserving.rpc import MAX_BODY_SIZE, listen, server_options
-from pdserving.rpc.codec import CodecError, from_tensor, to_tensor, type_name
+from pdserving.rpc.codec import CodecError, from_tensor, to_tensor
 from pdserving.rpc.dispatch import Dispatcher
 from pdserving.rpc.http import HttpServer, create_app
 

@@ -3,6 +3,8 @@ worker processes, and Paddle for whatever OpenVINO cannot read."""
 
 import logging
 import os
+import subprocess
+import sys
 
 import numpy as np
 import psutil
@@ -78,3 +80,12 @@ def test_engine_defaults_fit_the_machine():
     assert (paddle.instances, paddle.threads) == (cores, 1)  # a worker process per core
     assert EngineOptions(instances=2, threads=3).sized() == EngineOptions(instances=2, threads=3)
     assert EngineOptions(instances=cores).sized().threads == 1
+
+
+def test_the_engine_layer_imports_nothing_of_the_rpc_layer():
+    # An engine process (a model worker, the fast service) reads model folders and element
+    # types (pdserving.dtypes) without grpc and the wire protos.
+    code = ("import sys, pdserving.engine.load; print(sorted(m for m in sys.modules if m == "
+            "'grpc' or m.startswith(('grpc.', 'pdserving.rpc'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

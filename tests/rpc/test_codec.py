@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pdserving.proto.general_model_service_pb2 import Tensor
-from pdserving.rpc.codec import (
-    NUMPY_DTYPE, REPLY_FIELD, TYPED_FIELD, CodecError, ElemType, from_tensor, to_tensor, type_name)
+from pdserving.dtypes import NUMPY_DTYPE, ElemType, type_name
+from pdserving.rpc.codec import REPLY_FIELD, TYPED_FIELD, CodecError, from_tensor, to_tensor
 
 NUMERIC = {0: np.int64, 1: np.float32, 2: np.int32, 3: np.float64, 4: np.int16, 5: np.float16,
            7: np.uint8, 8: np.int8, 9: np.bool_}
