@@ -130,8 +130,8 @@ def check_engine(engine: str) -> None:
 def _profile(handler, names: list[str], bodies: list[bytes]) -> list[ImageProfile]:
     """The pass itself, on a built handler whose models it wraps in ``Recorder``s."""
     pipeline = handler.pipeline
-    det = pipeline.detector.model = Recorder(pipeline.detector.model)
-    rec = pipeline.recognizer.model = Recorder(pipeline.recognizer.model)
+    det = pipeline.det.model = Recorder(pipeline.det.model)
+    rec = pipeline.rec.model = Recorder(pipeline.rec.model)
     settings = WebSettings()
 
     def decode(body: bytes) -> np.ndarray:

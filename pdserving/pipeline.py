@@ -1,14 +1,17 @@
 """The OCR pipeline: image -> det -> boxes -> crops -> (cls) -> rec -> lines.
 
-Models are passed in as plain callables (``pdserving.engine.Model``), so the same pipeline runs
-with in-process Paddle predictors (fast mode) or with models behind RPC (standard mode).
+Two steps hold the models: ``DetStep`` (a det-resized image -> boxes) and ``RecStep`` (line
+images -> texts and scores). Their models are plain callables (``pdserving.engine.Model``): an
+engine in this process (fast mode) or a model behind RPC (standard mode). ``OcrPipeline`` does
+the rest around them, and takes any callable of the same form as a step: on Ray, a call to the
+replica that runs it.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -19,7 +22,7 @@ from pdserving.ops import crop, ctc, db, resize
 
 @dataclass(frozen=True)
 class OcrOptions:
-    """Pipeline settings; the defaults are the original's (SPEC section 3)."""
+    """Pipeline settings; the defaults are the original's (docs/design.md §3)."""
 
     det_limit: int = 960          # ResizeByFactor max side
     rec_height: int = 48          # rec model input height (48 for PP-OCRv4, 32 for 2020 models)
@@ -39,29 +42,26 @@ class Line:
     score: float
 
 
-class Detector:
-    """Text detection: det resize/normalise, the det model, DB post-process, filter and sort."""
+class DetStep:
+    """The det model between a det-resized 8-bit image and its text boxes: normalise, the model,
+    DB post-process. Boxes come back in the original image's pixels, as DB found them.
 
-    def __init__(self, model: Model, options: OcrOptions = OcrOptions()):
+    The call is the whole step so that it can run elsewhere (a Ray replica): only the resized
+    image crosses to it, and only the boxes come back.
+    """
+
+    def __init__(self, model: Model):
         self.model = model
-        self.options = options
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        resized, ratios = resize.det_resize(img, limit=self.options.det_limit)
-        return self.boxes(resized, ratios, img.shape[:2])
-
-    def boxes(self, resized: np.ndarray, ratios: tuple[float, float],
-              shape: tuple[int, ...]) -> np.ndarray:
-        """The boxes of an image of ``shape`` that ``det_resize`` made ``resized``: in the
-        original's pixels. (On Ray this half runs on a det replica, so only the resized 8-bit
-        image crosses to it and only the boxes come back.)"""
+    def __call__(self, resized: np.ndarray, ratios: tuple[float, float],
+                 shape: tuple[int, ...]) -> np.ndarray:
         prob = self.model(resize.det_normalize(resized)[np.newaxis])
-        boxes = db.db_postprocess(prob[0, 0], ratios[0], ratios[1], shape[:2])
-        return db.sort_boxes(db.filter_boxes(boxes, shape[:2]))
+        return db.db_postprocess(prob[0, 0], ratios[0], ratios[1], shape[:2])
 
 
-class Recognizer:
-    """Text recognition of line images: batched by aspect ratio, results in input order.
+class RecStep:
+    """Text line images in, (text, score) per line out, in input order: turned upright by the
+    classifier if there is one, batched by aspect ratio, read by the rec model, CTC-decoded.
 
     The model returns either its class probabilities (N, T, C), or, given ``num_classes`` (C),
     their best path (N, T, 2) as the bundled rec model does (``ops.ctc.best_path``).
@@ -108,17 +108,33 @@ class Recognizer:
         return cls_ops.apply_flip(crops, flip)
 
 
-class OcrPipeline:
-    """Whole-image OCR: detected boxes in reading order, each with its text and score."""
+# What the pipeline calls: a DetStep or RecStep here, or the same step on another machine.
+Det = Callable[[np.ndarray, tuple[float, float], tuple[int, ...]], np.ndarray]
+Rec = Callable[[list[np.ndarray]], list[tuple[str, float]]]
 
-    def __init__(self, detector: Detector, recognizer: Recognizer):
-        self.detector = detector
-        self.recognizer = recognizer
+
+class OcrPipeline:
+    """Whole-image OCR around the two steps: det resize, boxes in reading order, crops, and the
+    lines that score at least ``drop_score``. A service that only detects (or only reads) has
+    no ``rec`` (or ``det``)."""
+
+    def __init__(self, det: Det | None, rec: Rec | None, options: OcrOptions = OcrOptions()):
+        self.det = det
+        self.rec = rec
+        self.options = options
+
+    def detect(self, img: np.ndarray) -> np.ndarray:
+        """The text boxes of ``img`` in reading order, tl,tr,br,bl, in its pixels."""
+        resized, ratios = resize.det_resize(img, limit=self.options.det_limit)
+        boxes = self.det(resized, ratios, img.shape[:2])
+        return db.sort_boxes(db.filter_boxes(boxes, img.shape[:2]))
+
+    def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """(text, score) of each line image, in order."""
+        return self.rec(crops) if crops else []
 
     def __call__(self, img: np.ndarray) -> list[Line]:
-        boxes = self.detector(img)
-        crops = [crop.rotate_crop(img, box) for box in boxes]
-        results = self.recognizer(crops)
-        drop = self.recognizer.options.drop_score
+        boxes = self.detect(img)
+        results = self.recognize([crop.rotate_crop(img, box) for box in boxes])
         return [Line(box, text, score) for box, (text, score) in zip(boxes, results)
-                if score >= drop]
+                if score >= self.options.drop_score]

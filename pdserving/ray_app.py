@@ -1,9 +1,10 @@
 """The OCR service on Ray Serve: det, rec and cls scaled on their own, across machines.
 
 Each model is a deployment whose replicas hold one engine and the pipeline step around it
-(``ModelReplica``). The ingress deployment serves the kit's HTTP protocol with the same web app,
-handler and pipeline as the fast service (``create_app``, ``KINDS``); its Detector and Recognizer
-send their work to a replica (``ServeCall``). Serve places, restarts and autoscales the replicas.
+(``ModelReplica``: a ``DetStep`` or ``RecStep``). The ingress deployment serves the kit's HTTP
+protocol with the same web app, handler and pipeline as the fast service (``create_app``,
+``KINDS``); its pipeline's steps are calls to a replica (``ServeCall``). Serve places, restarts
+and autoscales the replicas.
 
 ``serve run deploy/ray/serve_config.yaml`` (``make serve-ray``) or ``serve deploy`` on a cluster
 reads ``build_app`` with the config's ``args`` (``AppArgs``).
@@ -16,9 +17,8 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
-import numpy as np
 import ray
 import yaml
 from filelock import FileLock
@@ -34,8 +34,8 @@ from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import Unavailable
 from pdserving.package import ensure_model
-from pdserving.pipeline import Detector, OcrOptions
-from pdserving.services import KINDS, build_handler, model_names, pipeline_warmup
+from pdserving.pipeline import OcrOptions, OcrPipeline
+from pdserving.services import KINDS, build_steps, model_names, pipeline_warmup
 from pdserving.web.app import WebSettings, create_app
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,10 @@ class ModelReplica:
     """One model on one engine, with the pipeline step that runs next to it, so that 8-bit
     images cross the network instead of float tensors:
 
-    - det: a det-resized image in, its boxes out (``Detector.boxes``: normalise, the model,
-      DB post-process);
-    - rec: crops in, (text, score) per crop out (``Recognizer``; with ``use_cls`` its
-      classifier is the cls deployment);
+    - det: a det-resized image in, its boxes out (``DetStep``: normalise, the model, DB
+      post-process);
+    - rec: crops in, (text, score) per crop out (``RecStep``; with ``use_cls`` its classifier
+      is the cls deployment);
     - cls: a batch in, the model's output out.
 
     Its math threads are the replica's CPUs (``ray_actor_options.num_cpus``) unless ``threads``
@@ -121,10 +121,10 @@ class ModelReplica:
         if name == "cls":
             self._step = model
         else:
-            det, rec = (model, None) if name == "det" else (None, model)
-            classifier = ServeCall(cls, "cls", args.timeout) if cls else None
-            handler = build_handler(name, det, rec, folder, ocr_options, classifier)
-            self._step = handler.detector.boxes if det else handler.recognizer
+            models = {name: model}
+            if cls:
+                models["cls"] = ServeCall(cls, "cls", args.timeout)
+            self._step = getattr(build_steps(models, folder, ocr_options), name)
 
     def __call__(self, *inputs):
         return self._step(*inputs)
@@ -172,29 +172,6 @@ class ServeCall:
         raise Unavailable(reason)
 
 
-class ServeDetector(Detector):
-    """The pipeline's Detector with its second half on a det replica: the image is resized
-    here and its boxes computed there."""
-
-    def __init__(self, boxes: Callable[..., np.ndarray], options: OcrOptions):
-        super().__init__(model=None, options=options)
-        self._boxes = boxes
-
-    def boxes(self, resized, ratios, shape) -> np.ndarray:
-        return self._boxes(resized, ratios, shape)
-
-
-class ServeRecognizer:
-    """The pipeline's Recognizer on a rec replica: crops in, (text, score) per crop out."""
-
-    def __init__(self, recognize: Callable[[list], list], options: OcrOptions):
-        self._recognize = recognize
-        self.options = options
-
-    def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
-        return self._recognize(crops) if crops else []
-
-
 @serve.deployment(max_ongoing_requests=64)
 @serve.ingress()
 class OcrIngress:
@@ -207,10 +184,8 @@ class OcrIngress:
                  for name, handle in steps.items()}
         metrics.note_engines({name: (await handle.where.remote())["engine"]
                               for name, handle in steps.items()})
-        options = args.ocr_options()
-        detector = ServeDetector(calls["det"], options) if "det" in calls else None
-        recognizer = ServeRecognizer(calls["rec"], options) if "rec" in calls else None
-        self.handler = KINDS[args.kind].build(detector, recognizer)
+        pipeline = OcrPipeline(calls.get("det"), calls.get("rec"), args.ocr_options())
+        self.handler = KINDS[args.kind].handler(pipeline)
         self.handler.ready_checks.append(self._replicas_running)
         self._steps = list(steps)
         self._app = create_app(self.handler, args.settings())

@@ -1,8 +1,9 @@
-"""The OCR, det-only and rec-only services: what each answers, and how its models are built.
+"""The OCR, det-only and rec-only services: what each answers, and how its steps are built.
 
-A handler turns decoded images into the ``result`` object of SPEC section 4. It does not know
-whether its models run in this process (fast mode, ``local_handler``) or behind RPC (standard
-mode, ``remote_handler``).
+A handler turns decoded images into the ``result`` object (docs/design.md §4) through an
+``OcrPipeline``. It does not know whether the pipeline's models run in this process (fast mode,
+``local_handler``), behind RPC (standard mode, ``remote_handler``) or on Ray replicas
+(``pdserving.ray_app``): ``build_steps`` makes the steps from the models in every case.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Callable, ClassVar, Mapping, Sequence, get_type_hints
+from typing import (Annotated, Callable, ClassVar, Mapping, NamedTuple, Sequence,
+                    get_type_hints)
 
 import numpy as np
 from pydantic import ConfigDict, Field, with_config
@@ -22,7 +24,7 @@ from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.ops import ctc, resize
 from pdserving.package import FEED_ALIAS, ensure_model
-from pdserving.pipeline import Detector, OcrOptions, OcrPipeline, Recognizer
+from pdserving.pipeline import DetStep, OcrOptions, OcrPipeline, RecStep
 from pdserving.rpc.client import RemoteModel
 
 ReadyCheck = Callable[[], "str | None"]
@@ -127,13 +129,13 @@ class DetHandler(_Handler):
     ``fetch: ["res"]``, which the original client sends to every service, also gets the boxes.
     """
 
-    detector: Detector
+    pipeline: OcrPipeline
     name: str = "det"
     outputs: tuple[str, ...] = ("dt_boxes", "res")
     result_type: ClassVar[object] = DetResult | per_image(DetResult)
 
     def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
-        per_image = [{"dt_boxes": _boxes_json(self.detector(img))} for img in images]
+        per_image = [{"dt_boxes": _boxes_json(self.pipeline.detect(img))} for img in images]
         return _shape(per_image, ["dt_boxes"])
 
 
@@ -141,13 +143,13 @@ class DetHandler(_Handler):
 class RecHandler(_Handler):
     """Recognition only: every feed image is one text line; one string per image, in order."""
 
-    recognizer: Recognizer
+    pipeline: OcrPipeline
     name: str = "rec"
     outputs: tuple[str, ...] = ("res", "rec_scores")
     result_type: ClassVar[object] = RecResult
 
     def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
-        results = self.recognizer(images)
+        results = self.pipeline.recognize(images)
         out = {"res": [t for t, _ in results],
                "rec_scores": [round(float(s), 6) for _, s in results]}
         return {k: out[k] for k in fetch}
@@ -155,17 +157,17 @@ class RecHandler(_Handler):
 
 @dataclass(frozen=True)
 class Kind:
-    """What a kind of service ("ocr", "det", "rec") needs and builds."""
+    """What a kind of service ("ocr", "det", "rec") runs and answers."""
 
     models: tuple[str, ...]   # the models it runs, by name ("det", "rec")
     own: str                  # standard mode: the model on the service's own model server
-    build: Callable[[Detector | None, Recognizer | None], _Handler]
+    handler: Callable[[OcrPipeline], _Handler]
 
 
 KINDS: dict[str, Kind] = {
-    "ocr": Kind(("det", "rec"), "rec", lambda det, rec: OcrHandler(OcrPipeline(det, rec))),
-    "det": Kind(("det",), "det", lambda det, rec: DetHandler(det)),
-    "rec": Kind(("rec",), "rec", lambda det, rec: RecHandler(rec)),
+    "ocr": Kind(("det", "rec"), "rec", OcrHandler),
+    "det": Kind(("det",), "det", DetHandler),
+    "rec": Kind(("rec",), "rec", RecHandler),
 }
 
 
@@ -175,23 +177,33 @@ def model_names(kind: str, use_cls: bool) -> list[str]:
     return names + ["cls"] if use_cls and "rec" in names else names
 
 
-def build_handler(kind: str, det: Model | None, rec: Model | None,
-                  rec_folder: ModelFolder | None, options: OcrOptions = OcrOptions(),
-                  cls: Model | None = None, ready_checks: Sequence[ReadyCheck] = ()) -> _Handler:
-    """Assemble the handler for ``kind`` ("ocr", "det" or "rec") from its models; the rec
-    model's folder gives its input height, dictionary and output form."""
-    detector = recognizer = None
-    if det is not None:
-        detector = Detector(metrics.timed(det, "det"), options)
-    if rec is not None and rec_folder is not None:
-        options = replace(options, rec_height=rec_folder.rec_height or options.rec_height)
-        charset = ctc.load_dictionary(rec_folder.dictionary)
-        recognizer = Recognizer(metrics.timed(rec, "rec"), charset, options,
-                                classifier=metrics.timed(cls, "cls") if cls else None,
-                                num_classes=rec_folder.best_path_classes)
-    handler = KINDS[kind].build(detector, recognizer)
-    handler.ready_checks.extend(ready_checks)
-    return handler
+class Steps(NamedTuple):
+    det: DetStep | None
+    rec: RecStep | None
+
+
+def build_steps(models: Mapping[str, Model], rec_folder: ModelFolder | None,
+                options: OcrOptions = OcrOptions()) -> Steps:
+    """The pipeline's steps of the models given ("det"; "rec", with "cls" as its classifier),
+    each model call timed in the metrics. The rec model's folder gives its input height,
+    dictionary and output form."""
+    det = rec = None
+    if "det" in models:
+        det = DetStep(metrics.timed(models["det"], "det"))
+    if "rec" in models:
+        cls = models.get("cls")
+        rec = RecStep(metrics.timed(models["rec"], "rec"),
+                      ctc.load_dictionary(rec_folder.dictionary),
+                      replace(options, rec_height=rec_folder.rec_height or options.rec_height),
+                      classifier=metrics.timed(cls, "cls") if cls else None,
+                      num_classes=rec_folder.best_path_classes)
+    return Steps(det, rec)
+
+
+def build_handler(kind: str, models: Mapping[str, Model], rec_folder: ModelFolder | None,
+                  options: OcrOptions = OcrOptions()) -> _Handler:
+    """The handler of service ``kind`` ("ocr", "det" or "rec") on ``models``."""
+    return KINDS[kind].handler(OcrPipeline(*build_steps(models, rec_folder, options), options))
 
 
 def local_handler(kind: str, model_root: str | Path = ".",
@@ -209,9 +221,7 @@ def local_handler(kind: str, model_root: str | Path = ".",
     loaded = load_models(folders, engine,
                          {n: pipeline_warmup(n, f, options) for n, f in folders.items()})
     metrics.note_engines(loaded.engines)
-    models = loaded.models
-    handler = build_handler(kind, models.get("det"), models.get("rec"), folders.get("rec"),
-                            options, models.get("cls"))
+    handler = build_handler(kind, loaded.models, folders.get("rec"), options)
     handler.closers.append(loaded.close)
     return handler
 
@@ -245,5 +255,6 @@ def remote_handler(kind: str, model_root: str | Path, endpoints: dict[str, list[
     remote = {name: _remote(name, endpoints[name], root) for name in KINDS[kind].models}
     models = {name: model for name, (model, _) in remote.items()}
     rec_folder = ModelFolder.read(root / "ocr_rec_model") if "rec" in models else None
-    return build_handler(kind, models.get("det"), models.get("rec"), rec_folder, options,
-                         ready_checks=[check for _, check in remote.values()])
+    handler = build_handler(kind, models, rec_folder, options)
+    handler.ready_checks.extend(check for _, check in remote.values())
+    return handler

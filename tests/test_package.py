@@ -166,7 +166,7 @@ def test_a_softmax_only_rec_model_reads_the_same(model_root, tmp_path, line_batc
     sign = cv2.imread(str(SAMPLES / "sign_exit.jpg"))
     texts = {}
     for folder in (plain, model_root / "ocr_rec_model"):
-        handler = build_handler("rec", None, PaddleEngine(folder), ModelFolder.read(folder))
+        handler = build_handler("rec", {"rec": PaddleEngine(folder)}, ModelFolder.read(folder))
         texts[folder] = handler([sign], ["res", "rec_scores"])
     assert texts[plain] == texts[model_root / "ocr_rec_model"]
     assert texts[plain]["res"][0]
@@ -186,5 +186,5 @@ def test_a_rec_client_folder_older_than_its_model_still_reads(model_root, tmp_pa
         handler = remote_handler("rec", root, {"rec": [server.endpoint]})
         stale = handler([sign], ["res", "rec_scores"])
     rec = ModelFolder.read(model_root / "ocr_rec_model")
-    local = build_handler("rec", None, PaddleEngine(rec), rec)([sign], ["res", "rec_scores"])
+    local = build_handler("rec", {"rec": PaddleEngine(rec)}, rec)([sign], ["res", "rec_scores"])
     assert stale == local and stale["res"][0]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from pdserving.pipeline import Detector, OcrOptions, OcrPipeline, Recognizer
+from pdserving.pipeline import DetStep, OcrOptions, OcrPipeline, RecStep
 
 H, W = 320, 640  # multiples of 32 under det_limit: the det map is the page's own size
 DARK = 40        # the right half of every line
@@ -143,9 +143,9 @@ class FakeCls:
 
 def ocr(img: np.ndarray, rec: FakeRec, options: OcrOptions = OcrOptions(),
         det: FakeDet | None = None, cls: FakeCls | None = None):
-    pipeline = OcrPipeline(Detector(det or FakeDet(LINES), options),
-                           Recognizer(rec, CHARSET, options, classifier=cls,
-                                      num_classes=rec.num_classes))
+    pipeline = OcrPipeline(DetStep(det or FakeDet(LINES)),
+                           RecStep(rec, CHARSET, options, classifier=cls,
+                                   num_classes=rec.num_classes), options)
     return pipeline(img)
 
 

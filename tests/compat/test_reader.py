@@ -1,7 +1,7 @@
 """The 2020 reader API (``pdserving.compat.reader``) on the real models and the sample images.
 
 The det and rec flows are written as PaddleOCR's 2020 serving scripts wrote them; they must give
-the kit's own ``Detector`` boxes and read every sample as labelled.
+the kit's own pipeline's boxes and read every sample as labelled.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pdserving.engine.openvino_engine import OpenVINOEngine
 from pdserving.errors import BadRequest
 from pdserving.modelconf import SERVER_CONF
 from pdserving.ops import resize
-from pdserving.pipeline import Detector
+from pdserving.pipeline import DetStep, OcrPipeline
 from tests.helpers.paths import SAMPLES
 
 LABELS = json.loads((SAMPLES / "labels.json").read_text(encoding="utf-8"))
@@ -112,7 +112,7 @@ def test_normalize_channel_first_on_chw():
 def test_2020_flow_gives_the_detectors_boxes_and_reads_the_labels(name, det, rec, ocr_reader):
     im = read(name)
     boxes = det_2020(im, det)
-    np.testing.assert_array_equal(boxes, Detector(det)(im))
+    np.testing.assert_array_equal(boxes, OcrPipeline(DetStep(det), None).detect(im))
     rec_res = ocr_reader.postprocess(rec_fetch_map(im, boxes, rec, ocr_reader), with_score=True)
     assert [text for text, _ in rec_res] == LABELS[name]
     assert all(type(score) is float and 0.5 < score <= 1.0 for _, score in rec_res)

@@ -1,5 +1,5 @@
-"""The pipeline's det and rec steps on real replicas of the test cluster (``ServeDetector``,
-``ServeRecognizer`` over ``ServeCall``): the in-process pipeline's answers, and each way a call
+"""The pipeline's det and rec steps on real replicas of the test cluster (``ServeCall`` as the
+pipeline's step): the in-process pipeline's answers, and each way a call
 fails is a 503 the web app turns into ``Retry-After`` (``Unavailable``), never a 500 or a hang."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pdserving.engine import EngineOptions
 from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import Unavailable
-from pdserving.pipeline import Detector, OcrOptions
-from pdserving.ray_app import AppArgs, ModelReplica, ServeCall, ServeDetector, ServeRecognizer
+from pdserving.pipeline import DetStep, OcrPipeline
+from pdserving.ray_app import AppArgs, ModelReplica, ServeCall
 from tests.helpers.images import text_line
 from tests.helpers.paths import ROOT
 from tests.ray.conftest import model_handle
@@ -28,22 +28,22 @@ from tests.ray.conftest import model_handle
 def test_a_det_replica_gives_the_in_process_detectors_boxes(ray_ocr, model_root, samples):
     loaded = load_models({"det": ModelFolder.read(model_root / "ocr_det_model")},
                          EngineOptions(engine="openvino", instances=1, threads=1))
-    remote = ServeDetector(ServeCall(model_handle("det"), "det", timeout=30), OcrOptions())
+    remote = OcrPipeline(ServeCall(model_handle("det"), "det", timeout=30), None)
     try:
-        local = Detector(loaded.models["det"])
+        local = OcrPipeline(DetStep(loaded.models["det"]), None)
         for name, (data, _) in samples.items():
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-            np.testing.assert_allclose(remote(img), local(img), atol=1e-3, err_msg=name)
+            np.testing.assert_allclose(remote.detect(img), local.detect(img), atol=1e-3,
+                                       err_msg=name)
     finally:
         loaded.close()
 
 
 def test_a_rec_replica_reads_crops_as_the_fast_pipeline_does(ray_ocr):
-    recognizer = ServeRecognizer(ServeCall(model_handle("rec"), "rec", timeout=30),
-                                 OcrOptions())
-    [(text, score)] = recognizer([text_line("Hello 2026")])
+    recognize = ServeCall(model_handle("rec"), "rec", timeout=30)
+    [(text, score)] = recognize([text_line("Hello 2026")])
     assert text == "Hello 2026" and score > 0.9
-    assert recognizer([]) == []
+    assert recognize([]) == []
 
 
 def test_with_use_cls_a_rec_replica_turns_crops_upright_on_the_cls_deployment(ray_cluster,
@@ -54,9 +54,9 @@ def test_with_use_cls_a_rec_replica_turns_crops_upright_on_the_cls_deployment(ra
     handle = serve.run(ModelReplica.options(name="rec", **free).bind("rec", args, cls),
                        name="withcls", route_prefix=None)
     try:
-        recognizer = ServeRecognizer(ServeCall(handle, "rec", timeout=30), args.ocr_options())
+        recognize = ServeCall(handle, "rec", timeout=30)
         line = text_line("Hello 2026")
-        assert [t for t, _ in recognizer([line, cv2.rotate(line, cv2.ROTATE_180)])] == [
+        assert [t for t, _ in recognize([line, cv2.rotate(line, cv2.ROTATE_180)])] == [
             "Hello 2026", "Hello 2026"]
     finally:
         serve.delete("withcls")
