@@ -1,4 +1,5 @@
-"""Standard OCR service (SPEC 1): det over RPC on 9293, rec on its own model server, HTTP on 9292.
+"""Standard OCR service (docs/design.md §1.1): det over RPC on 9293, rec on its own model
+server, HTTP on 9292.
 
 Usage: python ocr_web_server.py cpu|gpu [--port 9292] [--help]
 """

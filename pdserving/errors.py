@@ -1,4 +1,5 @@
-"""Errors that reach the client as JSON (SPEC section 4): each knows its HTTP status and err_no."""
+"""Errors that reach the client as JSON (docs/design.md §2.3): each knows its HTTP status
+and err_no."""
 
 
 class ServingError(Exception):

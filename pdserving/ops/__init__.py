@@ -1,4 +1,4 @@
-"""The OCR steps of SPEC §3 as plain functions on numpy arrays.
+"""The OCR steps of docs/design.md §3 as plain functions on numpy arrays.
 
 numpy, OpenCV, pyclipper and shapely only: no paddle and no I/O, so the same steps serve the
 in-process pipeline, the RPC pipeline and the tests. Import the step modules directly

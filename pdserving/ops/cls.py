@@ -1,4 +1,4 @@
-"""The optional 180-degree classifier's post-processing (SPEC §3.9)."""
+"""The optional 180-degree classifier's post-processing (docs/design.md §3.9)."""
 
 from __future__ import annotations
 

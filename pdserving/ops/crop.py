@@ -1,4 +1,4 @@
-"""Cutting text lines out of the image (SPEC §3.6)."""
+"""Cutting text lines out of the image (docs/design.md §3.6)."""
 
 from __future__ import annotations
 

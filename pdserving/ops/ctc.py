@@ -1,4 +1,4 @@
-"""CTC decoding of the recogniser's output (SPEC §2, §3.8)."""
+"""CTC decoding of the recogniser's output (docs/design.md §1.3, §3.8)."""
 
 from __future__ import annotations
 

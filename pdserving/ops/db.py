@@ -1,4 +1,4 @@
-"""Det post-processing: DB probability map -> text boxes (SPEC §3.3-3.5)."""
+"""Det post-processing: DB probability map -> text boxes (docs/design.md §3.3-3.5)."""
 
 from __future__ import annotations
 

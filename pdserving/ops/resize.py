@@ -1,4 +1,4 @@
-"""Resizing and normalisation of model inputs (SPEC §3.1, 3.2, 3.7)."""
+"""Resizing and normalisation of model inputs (docs/design.md §3.1, 3.2, 3.7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""One public port for the model server's two protocols: gRPC and HTTP/1.1 (SPEC section 8).
+"""One public port for the model server's two protocols: gRPC and HTTP/1.1
+(docs/design.md §4.4).
 
 grpcio's server speaks only HTTP/2 and cannot adopt a connection accepted elsewhere, so the
 dispatcher owns the public listening socket. It peeks at the first bytes of each connection (the

@@ -1,5 +1,5 @@
 """The model server's HTTP/1.1 side: ``POST /GeneralModelService/inference`` as Paddle Serving
-0.9's brpc server answered it, for its ``HttpClient`` (SPEC section 8).
+0.9's brpc server answered it, for its ``HttpClient`` (docs/design.md §4.4).
 
 The body is the ``Request`` as JSON (protobuf's JSON mapping) or as binary protobuf, as its
 Content-Type says, and may be gzip-compressed; the reply is the ``Response`` in the same

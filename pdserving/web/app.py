@@ -1,4 +1,5 @@
-"""The HTTP service (SPEC section 4): ``POST /ocr/prediction`` plus health, readiness and metrics.
+"""The HTTP service (docs/design.md §2): ``POST /ocr/prediction`` plus health, readiness and
+metrics.
 
 The app knows nothing about OCR: a ``Handler`` turns decoded images into the ``result`` object.
 Everything blocking (JSON parsing, image decoding, the handler) runs in a worker thread under
@@ -45,8 +46,9 @@ class Handler(Protocol):
     result_type: object         # what __call__ returns, as a type (the OpenAPI document's)
 
     def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
-        """Blocking: decoded 8-bit BGR images in, the ``result`` object out (SPEC section 4).
-        May raise ServingError subclasses (e.g. Unavailable when a model server is down)."""
+        """Blocking: decoded 8-bit BGR images in, the ``result`` object out (docs/design.md
+        §2.2). May raise ServingError subclasses (e.g. Unavailable when a model server is
+        down)."""
 
     def ready(self) -> str | None:
         """None when ready to serve, else the reason (e.g. det endpoint unreachable)."""
@@ -66,15 +68,15 @@ class WebSettings:
 
 
 def error_body(err_no: int, message: str) -> ErrorBody:
-    """SPEC section 4's error body: the message in both ``result`` and ``err_msg``."""
+    """The error body of docs/design.md §2.3: the message in both ``result`` and ``err_msg``."""
     return ErrorBody(result=message, err_no=err_no, err_msg=message)
 
 
 @dataclass(frozen=True)
 class Front:
-    """A request form other than SPEC section 4's, served with the same limits, health, metrics
-    and error handling: e.g. the 2020 ``WebService``, whose hooks get the feed as sent, or
-    Paddle Serving's pipeline protocol."""
+    """A request form other than that of docs/design.md §2, served with the same limits,
+    health, metrics and error handling: e.g. the 2020 ``WebService``, whose hooks get the feed
+    as sent, or Paddle Serving's pipeline protocol."""
 
     path: str  # the POST route; may hold {parameters}
     answer: Callable[[bytes, Mapping[str, str]], dict]  # blocking: body, path params -> reply

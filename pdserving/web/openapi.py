@@ -107,8 +107,9 @@ def document(handler, settings, path: str) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": f"pdserving {name} service", "version": pdserving.__version__,
-                 "description": "PaddleOCR's Paddle Serving deployment, re-created: "
-                                "SPEC section 4's HTTP protocol."},
+                 "description": "PaddleOCR's Paddle Serving deployment, re-created. The "
+                                "protocol is described in docs/design.md §2 of pdserving's "
+                                "source."},
         "paths": paths,
         "components": {"schemas": dict(sorted(doc.schemas.items()))},
     }

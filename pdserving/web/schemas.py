@@ -1,4 +1,4 @@
-"""The bodies of the HTTP protocol (SPEC section 4) as types: pydantic checks the prediction
+"""The bodies of the HTTP protocol (docs/design.md §2) as types: pydantic checks the prediction
 request against its type, and the OpenAPI document (``pdserving.web.openapi``) is generated from
 these types and the services' result types.
 

@@ -82,7 +82,8 @@ def test_hooks_around_the_model_answer_plain_json(model_root, debugger):
     with serve(service(model_root, debugger).app()) as base:
         r = post(base, request(encode(text_image())))
         assert r.status_code == 200, r.text
-        # text_image is 360x64 -> the det input 320x64 (SPEC 3.1) -> maps of (1, 1, 64, 320)
+        # text_image is 360x64 -> the det input 320x64 (docs/design.md §3.1)
+        # -> maps of (1, 1, 64, 320)
         assert r.json() == {"result": {DET_FETCH: [1, 1, 64, 320],
                                        "sigmoid_0.tmp_0": [1, 1, 64, 320], "score": 0.5}}
         assert httpx.get(base + "/health").json() == {"status": "alive"}

@@ -31,7 +31,7 @@ def text_line(text: str) -> np.ndarray:
 
 
 def det_batch(img: np.ndarray) -> np.ndarray:
-    """(1, 3, H, W) float32, normalised as the det model wants (SPEC 3.2)."""
+    """(1, 3, H, W) float32, normalised as the det model wants (docs/design.md §3.2)."""
     return det_normalize(img)[None]
 
 

@@ -1,5 +1,5 @@
 """PaddleOCR's pipeline service as its users run it: ``web_service.py --config=config.yml``,
-spoken to over HTTP and gRPC by clients written from the published protocol (SPEC section 9),
+spoken to over HTTP and gRPC by clients written from the published protocol (docs/design.md §6),
 and by the two client scripts."""
 
 import ast

@@ -1,5 +1,5 @@
-"""Our pipeline_service.proto has Paddle Serving 0.7+'s layout (SPEC section 9), field for field:
-a client built on the official .proto reads what we send."""
+"""Our pipeline_service.proto has Paddle Serving 0.7+'s layout (docs/design.md §6.5), field
+for field: a client built on the official .proto reads what we send."""
 
 from pdserving.proto import pipeline_service_pb2 as pb
 
