@@ -4,7 +4,7 @@ Usage: python ocr_web_client.py [FOLDER] [--url URL]
 """
 import sys
 
-from pdserving import cli
+from pdserving import clients
 
 if __name__ == "__main__":
-    sys.exit(cli.ocr_web_client(sys.argv[1:]))
+    sys.exit(clients.ocr_web_client(sys.argv[1:]))

@@ -4,7 +4,7 @@ Usage: python pipeline_http_client.py [--image_dir samples/]
 """
 import sys
 
-from pdserving import cli
+from pdserving import clients
 
 if __name__ == "__main__":
-    sys.exit(cli.pipeline_http_client(sys.argv[1:]))
+    sys.exit(clients.pipeline_http_client(sys.argv[1:]))

@@ -4,7 +4,7 @@ Usage: python pipeline_rpc_client.py [--image_dir samples/]
 """
 import sys
 
-from pdserving import cli
+from pdserving import clients
 
 if __name__ == "__main__":
-    sys.exit(cli.pipeline_rpc_client(sys.argv[1:]))
+    sys.exit(clients.pipeline_rpc_client(sys.argv[1:]))

@@ -1,8 +1,8 @@
-"""Entry points of the top-level scripts (``ocr_web_server.py cpu`` and friends).
+"""Entry points of the top-level service scripts (``ocr_web_server.py cpu`` and friends).
 
 Each script is ``sys.exit(cli.<name>(sys.argv[1:]))``; here the arguments become objects: the
 models (in-process for the ``*_local_server`` scripts, behind RPC for the ``*_web_server``
-ones), a handler, and the web app.
+ones), a handler, and the web app. The client scripts' programs are in ``pdserving.clients``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 
 from pdserving import malloc, metrics
 from pdserving.engine import (ENGINES, EngineError, EngineOptions, add_engine_flags,
-                              check_options, default_engine, engine_flags, parse_gpu_ids)
+                              check_options, options_from_flags, parse_gpu_ids)
 from pdserving.engine.process_pool import WorkerError
-from pdserving.launcher import model_server
-from pdserving.net import PortInUse, free_port
-from pdserving.package import ensure_model
+from pdserving.launcher import start_model_server
+from pdserving.net import PortInUse
+from pdserving.package import ensure_model, pipeline_folders
 from pdserving.pipeline import OcrOptions
 from pdserving.services import KINDS, local_handler, remote_handler
 from pdserving.web.app import WebSettings, create_app
@@ -38,11 +38,6 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
                    help="with gpu: the GPUs, comma separated; each model gets one worker on "
                         "each (more with --instances, taking the GPUs in turn)")
     add_engine_flags(p)
-    p.add_argument("--instances", type=int, default=None,
-                   help="model calls at once: OpenVINO streams (default 1), or Paddle worker "
-                        "processes (default: one per core, or one per GPU)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="math threads per model call (default: OpenVINO all cores, Paddle 1)")
     p.add_argument("--use_cls", action="store_true", help="180-degree classifier on crops")
     p.add_argument("--drop_score", type=float, default=0.0,
                    help="drop lines whose rec score is below this (PaddleOCR uses 0.5)")
@@ -63,11 +58,7 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
 
 def _engine_options(args) -> EngineOptions:
     """Engine settings from the flags, refused at once if they cannot work here."""
-    gpu_ids = args.gpu_ids if args.device == "gpu" else ()
-    options = EngineOptions(engine=args.engine or default_engine(gpu_ids), gpu_ids=gpu_ids,
-                            threads=args.threads, instances=args.instances,
-                            precision=args.precision, gpu_mem_mb=args.gpu_mem,
-                            use_trt=args.use_trt)
+    options = options_from_flags(args, args.gpu_ids if args.device == "gpu" else ())
     check_options(options)
     return options
 
@@ -98,18 +89,15 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     """Web service whose own model server (rec, or det for det-only) runs as a child process."""
     args = _parser(description, standard=True).parse_args(argv)
     root = Path(args.model_root)
+    own = KINDS[kind].own
     try:
         engine = _engine_options(args)
-        own = KINDS[kind].own
-        model_dir = ensure_model(root / f"ocr_{own}_model")
+        model_dir = ensure_model(pipeline_folders(own, root)[0])
     except (EngineError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    # Only our own client calls it: gRPC alone, straight on its port.
-    child = model_server(model_dir, free_port(args.model_port),
-                         extra_args=[*engine_flags(engine.sized()), "--no-http"])
-    try:
-        child.start(engine.start_timeout)
+    try:  # only our own client calls it: gRPC alone, straight on its port
+        child = start_model_server(model_dir, args.model_port, engine, http=False)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -152,8 +140,7 @@ def pipeline_service(kind: str, argv: list[str]) -> int:
     """PaddleOCR's pipeline service (``web_service.py --config=config.yml``): HTTP and gRPC
     ``PipelineService`` on the config's ports, the models in-process."""
     from pdserving.pipeline_serving import config as pipeline_config
-    from pdserving.pipeline_serving.service import (DROP_SCORE, KINDS, Pipeline, http_front,
-                                                    serve_grpc)
+    from pdserving.pipeline_serving.service import DROP_SCORE, Pipeline, http_front, serve_grpc
 
     p = argparse.ArgumentParser(description=pipeline_service.__doc__.split("\n")[0])
     p.add_argument("--config", default="config.yml", help="the pipeline config (config.yml)")
@@ -162,7 +149,7 @@ def pipeline_service(kind: str, argv: list[str]) -> int:
                    help="openvino (the CPU default) or paddle (the GPU engine)")
     args = p.parse_args(argv)
     try:
-        conf = pipeline_config.load(args.config, KINDS[kind].ops, args.engine)
+        conf = pipeline_config.load(args.config, KINDS[kind].models, args.engine)
         handler = local_handler(kind, engine=conf.engine, model_dirs=conf.model_dirs,
                                 options=OcrOptions(drop_score=DROP_SCORE))
     except (pipeline_config.ConfigError, EngineError, FileNotFoundError, WorkerError) as e:
@@ -179,111 +166,3 @@ def pipeline_service(kind: str, argv: list[str]) -> int:
                      on_shutdown=[lambda: rpc.stop(5).wait(), handler.close])
     return run(app, args.host, conf.http_port,
                also=f", gRPC PipelineService on {args.host}:{conf.rpc_port}")
-
-
-def ocr_web_client(argv: list[str]) -> int:
-    """Post every image of a folder to the service and print each JSON answer."""
-    import base64
-    import json
-
-    import httpx
-
-    p = argparse.ArgumentParser(description=ocr_web_client.__doc__)
-    p.add_argument("folder", nargs="?", default="samples",
-                   help="folder of images (default: samples/ in the current folder)")
-    p.add_argument("--url", default="http://127.0.0.1:9292/ocr/prediction")
-    p.add_argument("--fetch", default="res", help="comma separated: res,dt_boxes,rec_scores")
-    args = p.parse_args(argv)
-    images = _images(args.folder)
-    if not images:
-        print(f"error: no images in {args.folder}", file=sys.stderr)
-        return 2
-    failed = 0
-    with httpx.Client(timeout=120) as client:
-        for f in images:
-            body = {"feed": [{"image": base64.b64encode(f.read_bytes()).decode()}],
-                    "fetch": args.fetch.split(",")}
-            try:
-                r = client.post(args.url, json=body)
-            except httpx.HTTPError as e:
-                print(f"error: {args.url}: {e}", file=sys.stderr)
-                return 1
-            failed += r.status_code != 200
-            print(f.name, json.dumps(r.json(), ensure_ascii=False))
-    return 1 if failed else 0
-
-
-def _images(folder: str) -> list[Path]:
-    return sorted(f for f in Path(folder).iterdir()
-                  if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif"})
-
-
-def _pipeline_client(image_dir: str, call) -> int:
-    """Each image of ``image_dir`` through ``call`` (base64 -> err_no, err_msg, values), printed
-    as PaddleOCR's clients print a reply: the code, then one item per line (an OCR line is
-    ``(text, score), box``). The values are read with ``ast.literal_eval``, not ``eval``: a
-    reply is data, never code to run. Exit code 1 if any reply is an error."""
-    import ast
-    import base64
-
-    failed = 0
-    for f in _images(image_dir):
-        print(f"{'*' * 10}{f.name}{'*' * 10}")
-        err_no, err_msg, values = call(base64.b64encode(f.read_bytes()).decode())
-        failed += err_no != 0
-        print(f"err_no:{err_no}, err_msg:{err_msg}")
-        for value in values:
-            for item in ast.literal_eval(value):
-                print(", ".join(map(str, item)) if isinstance(item, tuple) else item)
-    return 1 if failed else 0
-
-
-def pipeline_http_client(argv: list[str]) -> int:
-    """Post every image of a folder to a pipeline service over HTTP and print its lines."""
-    import json
-
-    import httpx
-
-    p = argparse.ArgumentParser(description=pipeline_http_client.__doc__)
-    p.add_argument("--image_dir", default="samples")
-    p.add_argument("--url", default="http://127.0.0.1:9998/ocr/prediction")
-    args = p.parse_args(argv)
-
-    def call(image: str) -> tuple[int, str, list[str]]:
-        # a JSON string body and no Content-Type, as PaddleOCR's client sends it
-        reply = client.post(args.url, content=json.dumps({"key": ["image"], "value": [image]}))
-        reply = reply.json()
-        return reply["err_no"], reply["err_msg"], reply["value"]
-
-    with httpx.Client(timeout=120) as client:
-        try:
-            return _pipeline_client(args.image_dir, call)
-        except (httpx.HTTPError, ValueError) as e:
-            print(f"error: {args.url}: {e}", file=sys.stderr)
-            return 1
-
-
-def pipeline_rpc_client(argv: list[str]) -> int:
-    """Send every image of a folder to a pipeline service over gRPC and print its lines."""
-    import grpc
-
-    from pdserving.pipeline_serving.client import PipelineClient
-
-    p = argparse.ArgumentParser(description=pipeline_rpc_client.__doc__)
-    p.add_argument("--image_dir", default="samples")
-    p.add_argument("--endpoint", default="127.0.0.1:18091")
-    args = p.parse_args(argv)
-    client = PipelineClient()
-    client.connect([args.endpoint])
-
-    def call(image: str) -> tuple[int, str, list[str]]:
-        reply = client.predict({"image": image}, fetch=["res"], timeout=120)
-        return reply.err_no, reply.err_msg, list(reply.value)
-
-    try:
-        return _pipeline_client(args.image_dir, call)
-    except grpc.RpcError as e:
-        print(f"error: {args.endpoint}: {e.code().name}: {e.details()}", file=sys.stderr)
-        return 1
-    finally:
-        client.close()

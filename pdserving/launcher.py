@@ -15,7 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-from pdserving.net import wait_until
+from pdserving.engine import EngineOptions, engine_flags
+from pdserving.net import free_port, wait_until
 
 PR_SET_PDEATHSIG = 1
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
@@ -117,3 +118,14 @@ def model_server(model_dir: str | os.PathLike, port: int, host: str = "127.0.0.1
             "--port", str(port), "--host", host, *(extra_args or [])]
     return ServerProcess(args, f"model server {Path(model_dir).name} on {host}:{port}",
                          f"{host}:{port}")
+
+
+def start_model_server(model_dir: str | os.PathLike, first_port: int, options: EngineOptions,
+                       http: bool = True) -> ServerProcess:
+    """A service's own model server: ``model_dir`` on ``options`` (sized) on the first free port
+    from ``first_port``, started and warm (``RuntimeError`` naming why if it is not).
+    ``http=False``: gRPC alone, for a server only our own client calls."""
+    args = [*engine_flags(options.sized()), *([] if http else ["--no-http"])]
+    server = model_server(model_dir, free_port(first_port), extra_args=args)
+    server.start(options.start_timeout)
+    return server

@@ -69,6 +69,12 @@ def folders(name: str, dest: str | os.PathLike = ".") -> tuple[Path, Path]:
     return Path(dest) / f"{name}_model", Path(dest) / f"{name}_client"
 
 
+def pipeline_folders(model: str, root: str | os.PathLike = ".") -> tuple[Path, Path]:
+    """The server and client folders of the pipeline's ``model`` ("det", "rec", "cls") under
+    ``root``, where every script looks for them: ``ocr_<model>_model``, ``ocr_<model>_client``."""
+    return folders(f"ocr_{model}", root)
+
+
 def get_model(name: str, dest: str | os.PathLike = ".") -> Path:
     """Write ``<dest>/<name>_model/`` and ``<dest>/<name>_client/``; returns the model folder."""
     if name not in MODELS:

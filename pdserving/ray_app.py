@@ -29,11 +29,11 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from pdserving import metrics
-from pdserving.engine import EngineOptions, default_engine
+from pdserving.engine import engine_options
 from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import Unavailable
-from pdserving.package import ensure_model
+from pdserving.package import ensure_model, pipeline_folders
 from pdserving.pipeline import OcrOptions, OcrPipeline
 from pdserving.services import KINDS, build_steps, model_names, pipeline_warmup
 from pdserving.web.app import WebSettings, create_app
@@ -89,7 +89,7 @@ class AppArgs(BaseModel):
         root = Path(self.model_root) if self.model_root else DEFAULT_MODEL_ROOT
         root.mkdir(parents=True, exist_ok=True)
         with FileLock(root / ".pdserving.lock"):
-            return ModelFolder.read(ensure_model(root / f"ocr_{name}_model"))
+            return ModelFolder.read(ensure_model(pipeline_folders(name, root)[0]))
 
 
 @serve.deployment(max_ongoing_requests=4)
@@ -109,9 +109,8 @@ class ModelReplica:
 
     def __init__(self, name: str, args: AppArgs, cls: DeploymentHandle | None = None):
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-        options = EngineOptions(engine=args.engine or default_engine(()), instances=1,
-                                threads=args.threads or max(1, math.ceil(cpus)),
-                                precision=args.precision)
+        options = engine_options(args.engine, instances=1, precision=args.precision,
+                                 threads=args.threads or max(1, math.ceil(cpus)))
         folder = args.folder(name)
         ocr_options = args.ocr_options()
         self._loaded = load_models({name: folder}, options,

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from pdserving.engine import (EngineError, EngineOptions, add_engine_flags, default_engine,
+from pdserving.engine import (EngineError, EngineOptions, add_engine_flags, options_from_flags,
                               parse_gpu_ids)
 from pdserving.engine.model_folder import ModelNotFound
 from pdserving.engine.process_pool import WorkerError
@@ -49,35 +49,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="HTTP/1.1 (Paddle Serving's HttpClient) on the gRPC port; --no-http: "
                         "gRPC alone, without the relay (1-4 ms on a 960x960 det call)")
     p.add_argument("--workdir", help="accepted for compatibility; pdserving writes no work files")
-    # On by default, unlike Paddle Serving: Paddle 3 runs det ~8x slower on CPU without them.
-    p.add_argument("--ir_optim", action=argparse.BooleanOptionalAction, default=True,
-                   help="Paddle IR graph optimisation")
-    p.add_argument("--use_mkl", action=argparse.BooleanOptionalAction, default=True,
-                   help="oneDNN (MKL-DNN) kernels on CPU")
-    p.add_argument("--mem_optim_off", action="store_true", help="no memory reuse optimisation")
     p.add_argument("--max_body_size", type=int, default=MAX_BODY_SIZE,
                    help="largest request/response in bytes (an HTTP body also once "
                         "decompressed)")
-    p.add_argument("--instances", type=int, default=None,
-                   help="model calls at once: OpenVINO streams (default 1) or Paddle worker "
-                        "processes (default min(thread, cores); on GPUs one per GPU)")
-    p.add_argument("--cpu_math_thread_num", type=int, default=None,
-                   help="math threads per model call (default: OpenVINO all cores, Paddle 1)")
     return p.parse_args(argv)
 
 
 def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The engine flags on the devices ``--device`` and ``--gpu_ids`` name."""
     if args.device == "cpu":
         gpu_ids = ()
     elif args.device == "gpu":
         gpu_ids = args.gpu_ids or (0,)
     else:
         gpu_ids = args.gpu_ids
-    return EngineOptions(engine=args.engine or default_engine(gpu_ids), gpu_ids=gpu_ids,
-                         threads=args.cpu_math_thread_num, instances=args.instances,
-                         precision=args.precision, mkldnn=args.use_mkl, ir_optim=args.ir_optim,
-                         mem_optim=not args.mem_optim_off, gpu_mem_mb=args.gpu_mem,
-                         use_trt=args.use_trt)
+    return options_from_flags(args, gpu_ids)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The OCR, det-only and rec-only services: what each answers, and how its steps are built.
 
-A handler turns decoded images into the ``result`` object (docs/design.md §4) through an
+A handler turns decoded images into the ``result`` object (docs/design.md §2.2) through an
 ``OcrPipeline``. It does not know whether the pipeline's models run in this process (fast mode,
 ``local_handler``), behind RPC (standard mode, ``remote_handler``) or on Ray replicas
 (``pdserving.ray_app``): ``build_steps`` makes the steps from the models in every case.
@@ -19,11 +19,11 @@ from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from pdserving import metrics, modelconf
-from pdserving.engine import EngineOptions, Model
+from pdserving.engine import EngineOptions, Model, engine_options
 from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.ops import ctc, resize
-from pdserving.package import FEED_ALIAS, ensure_model
+from pdserving.package import FEED_ALIAS, ensure_model, pipeline_folders
 from pdserving.pipeline import DetStep, OcrOptions, OcrPipeline, RecStep
 from pdserving.rpc.client import RemoteModel
 
@@ -214,10 +214,11 @@ def local_handler(kind: str, model_root: str | Path = ".",
     ``engine.instances`` worker processes (Paddle), loaded and warmed up at the shapes the
     pipeline sends. A model's folder is ``model_dirs[name]`` if given, else
     ``model_root/ocr_<name>_model``. ``handler.close()`` stops them."""
-    engine = engine or EngineOptions()
+    engine = engine or engine_options()
     root = Path(model_root)
-    folders = {n: ModelFolder.read(ensure_model(model_dirs.get(n, root / f"ocr_{n}_model")))
-               for n in model_names(kind, options.use_cls)}
+    dirs = {n: model_dirs.get(n) or pipeline_folders(n, root)[0]
+            for n in model_names(kind, options.use_cls)}
+    folders = {n: ModelFolder.read(ensure_model(d)) for n, d in dirs.items()}
     loaded = load_models(folders, engine,
                          {n: pipeline_warmup(n, f, options) for n, f in folders.items()})
     metrics.note_engines(loaded.engines)
@@ -238,7 +239,7 @@ def pipeline_warmup(name: str, folder: ModelFolder, options: OcrOptions) -> list
 def _remote(name: str, endpoints: list[str], root: Path) -> tuple[RemoteModel, ReadyCheck]:
     """A model behind RPC; feed and fetch aliases from its client config when there is one."""
     feed, fetch = FEED_ALIAS, None
-    client_dir = root / f"ocr_{name}_client"
+    client_dir = pipeline_folders(name, root)[1]
     if client_dir.is_dir():
         conf = modelconf.load_config(client_dir)
         feed, fetch = conf.feed_var[0].alias_name, conf.fetch_var[0].alias_name
@@ -254,7 +255,7 @@ def remote_handler(kind: str, model_root: str | Path, endpoints: dict[str, list[
     root = Path(model_root)
     remote = {name: _remote(name, endpoints[name], root) for name in KINDS[kind].models}
     models = {name: model for name, (model, _) in remote.items()}
-    rec_folder = ModelFolder.read(root / "ocr_rec_model") if "rec" in models else None
+    rec_folder = ModelFolder.read(pipeline_folders("rec", root)[0]) if "rec" in models else None
     handler = build_handler(kind, models, rec_folder, options)
     handler.ready_checks.extend(check for _, check in remote.values())
     return handler

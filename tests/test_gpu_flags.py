@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pdserving import cli
+from pdserving import cli, launcher
 from pdserving.engine import GPU_START_TIMEOUT_S, EngineOptions, engine_flags
 from pdserving.net import free_port
 from pdserving.serve import engine_options, parse_args
@@ -28,7 +28,7 @@ def test_the_rec_model_server_gets_the_services_gpu_settings(model_root, gpus, m
         def stop(self):
             pass
 
-    monkeypatch.setattr(cli, "model_server", Child)
+    monkeypatch.setattr(launcher, "model_server", Child)
     assert cli.ocr_web_server(["gpu", "--gpu_ids", "0,1", "--use_trt", "--precision", "fp16",
                                "--gpu_mem", "800", "--model_root", str(model_root)]) == 1
     assert started["model_dir"].name == "ocr_rec_model"
@@ -44,6 +44,7 @@ def test_the_rec_model_server_gets_the_services_gpu_settings(model_root, gpus, m
     EngineOptions(), EngineOptions(engine="paddle", threads=3, instances=2),
     EngineOptions(engine="paddle", gpu_ids=(1, 0), use_trt=True, precision="fp16",
                   gpu_mem_mb=2000),
+    EngineOptions(engine="paddle", mkldnn=False, ir_optim=False, mem_optim=False),
 ])
 def test_engine_flags_say_the_options_to_the_model_server(options):
     options = options.sized()

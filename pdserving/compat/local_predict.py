@@ -13,19 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
-from pdserving.engine import EngineError, EngineOptions, default_engine
-from pdserving.engine.load import LoadedModels, load_models
-from pdserving.engine.model_folder import ModelFolder
-from pdserving.modelconf import Var, by_name
+from pdserving.engine import EngineError, engine_options
+from pdserving.engine.load import ServedModel, load_model
 from pdserving.package import ensure_model
 from pdserving.rpc.client import check_request
 from pdserving.dtypes import numpy_dtype
-
-
-def device_options(gpu_ids: Sequence[int], threads: int | None = None) -> EngineOptions:
-    """The engine for the devices, as the services choose it: Paddle on GPUs, else OpenVINO."""
-    return EngineOptions(engine=default_engine(gpu_ids), gpu_ids=tuple(gpu_ids),
-                         threads=threads)
 
 
 def fail(error: object) -> SystemExit:
@@ -38,10 +30,7 @@ class Debugger:
     """``load_model_config(dir, gpu=False)``, then ``predict(feed, fetch) -> {name: ndarray}``."""
 
     def __init__(self) -> None:
-        self.folder: ModelFolder | None = None
-        self.loaded: LoadedModels | None = None
-        self.feeds: dict[str, Var] = {}
-        self.fetches: dict[str, Var] = {}
+        self.served: ServedModel | None = None
 
     def load_model_config(self, model_path: str | os.PathLike, gpu: bool = False,
                           profile: bool = False, cpu_num: int | None = None,
@@ -50,27 +39,24 @@ class Debugger:
         with the one-line GPU error. (``profile`` and Paddle Serving's other tuning arguments
         are accepted and ignored.)"""
         gpu_ids = (gpu_id,) if isinstance(gpu_id, int) else tuple(gpu_id)
-        options = device_options(gpu_ids if gpu else (), threads=cpu_num)
+        options = engine_options(None, gpu_ids if gpu else (), threads=cpu_num)
         try:
-            self.folder = ModelFolder.read(ensure_model(model_path))
-            self.loaded = load_models({"model": self.folder}, options,
-                                      {"model": self.folder.warmup_feeds()})
+            self.served = load_model(ensure_model(model_path), options)
         except (EngineError, FileNotFoundError) as e:
             raise fail(e) from None
-        self.feeds = by_name(self.folder.feeds)
-        self.fetches = by_name(self.folder.fetches)
 
     def predict(self, feed=None, fetch=None, batch: bool = False,
                 log_id: int = 0) -> dict[str, np.ndarray]:
         """Run one batch. A feed dict's arrays are taken as they are when they carry the batch
         axis (the 2020 scripts add it) and get one otherwise; a list of dicts is one sample
         each. Outputs come back under the names asked for."""
-        if self.loaded is None:
+        served = self.served
+        if served is None:
             raise RuntimeError("call load_model_config(model_dir) first")
-        samples, fetch = check_request(feed, fetch, self.fetches)
+        samples, fetch = check_request(feed, fetch, served.fetches)
         feeds = {}
         for name in samples[0]:
-            var = self.feeds.get(name)
+            var = served.feeds.get(name)
             if var is None:
                 raise ValueError(f"Wrong feed name: {name}.")
             values = [np.asarray(s[name], dtype=numpy_dtype(var.type_code)) for s in samples]
@@ -78,11 +64,11 @@ class Debugger:
                 feeds[var.name] = values[0]
             else:
                 feeds[var.name] = np.concatenate(values) if batch else np.stack(values)
-        names = [self.fetches[f].name for f in fetch]
-        results = self.loaded.models["model"].run(feeds, list(dict.fromkeys(names)))
+        names = [served.fetches[f].name for f in fetch]
+        results = served.model.run(feeds, list(dict.fromkeys(names)))
         return {asked: results[name] for asked, name in zip(fetch, names)}
 
     def close(self) -> None:
         """Stop the model's worker processes (Paddle), if any."""
-        if self.loaded is not None:
-            self.loaded.close()
+        if self.served is not None:
+            self.served.close()

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from pdserving import package
-from pdserving.engine.model_folder import BEST_PATH, DICT_NAME, ModelFolder
+from pdserving.engine.model_folder import BEST_PATH, ModelFolder
 from pdserving.errors import BadRequest
 from pdserving.ops import crop, ctc, db, resize
 
@@ -33,11 +33,8 @@ __all__ = [
 
 DEFAULT_REC_HEIGHT = 48  # the bundled PP-OCRv4 rec model
 
-# The rec model's outputs, under the 2020 model's names (the bundled config's aliases) first,
-# then the names the bundled model really has.
+# The rec model's outputs under the 2020 model's names (the bundled config's aliases).
 _BEST_ALIAS, _PROBS_ALIAS = package.FETCH_ALIASES["ocr_rec"]
-BEST_PATH_KEYS = (_BEST_ALIAS, BEST_PATH)
-PROBS_KEYS = (_PROBS_ALIAS, "softmax_11.tmp_0")
 
 
 def _image(op: str, img: Any, channels_last: bool = True) -> np.ndarray:
@@ -259,10 +256,14 @@ class OCRReader:
         else:
             self.height = (folder and folder.rec_height) or DEFAULT_REC_HEIGHT
         if char_dict_path is None:
-            char_dict_path = model / DICT_NAME
-            if not char_dict_path.is_file():
+            char_dict_path = folder.dictionary if folder else None
+            if not (char_dict_path and char_dict_path.is_file()):
                 char_dict_path = package.source_root() / package.DICT_SOURCE
         self.char_dict_path = Path(char_dict_path)
+        # A fetch map's rec outputs: under the 2020 names first, then the folder's own.
+        real = [v.name for v in folder.fetches] if folder else [BEST_PATH]
+        self._best_keys = (_BEST_ALIAS, *(n for n in real if n == BEST_PATH))
+        self._probs_keys = (_PROBS_ALIAS, *(n for n in real if n != BEST_PATH))
         self.charset = ctc.load_dictionary(self.char_dict_path)
         # Without the class probabilities in a fetch map, the class count of the best path's
         # model is the folder's (2020 models: blank last), else PaddleOCR >= 2.0's.
@@ -281,8 +282,8 @@ class OCRReader:
         one per line. An empty map (nothing was sent to the model) gives []."""
         if not fetch_map:
             return []
-        best = next((fetch_map[k] for k in BEST_PATH_KEYS if k in fetch_map), None)
-        probs = next((fetch_map[k] for k in PROBS_KEYS if k in fetch_map), None)
+        best = next((fetch_map[k] for k in self._best_keys if k in fetch_map), None)
+        probs = next((fetch_map[k] for k in self._probs_keys if k in fetch_map), None)
         if best is not None:
             num_classes = np.shape(probs)[-1] if probs is not None else self._num_classes
             results = ctc.decode_best_path(np.asarray(best, dtype=np.float32), num_classes,
@@ -292,6 +293,6 @@ class OCRReader:
         else:
             raise ValueError(
                 f"OCRReader.postprocess: no rec output in the fetch map (keys {sorted(fetch_map)});"
-                f" looked for the best path under {' or '.join(BEST_PATH_KEYS)} and the class "
-                f"probabilities under {' or '.join(PROBS_KEYS)}")
+                f" looked for the best path under {' or '.join(self._best_keys)} and the class "
+                f"probabilities under {' or '.join(self._probs_keys)}")
         return [(text, float(score)) if with_score else (text,) for text, score in results]

@@ -23,11 +23,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from starlette.applications import Starlette
 
-from pdserving.compat.local_predict import Debugger, device_options, fail
-from pdserving.engine import EngineError, check_options
+from pdserving.compat.local_predict import Debugger, fail
+from pdserving.engine import EngineError, check_options, engine_options
 from pdserving.errors import ServingError
-from pdserving.launcher import ServerProcess, model_server
-from pdserving.net import free_port
+from pdserving.launcher import ServerProcess, start_model_server
 from pdserving.package import ensure_model
 from pdserving.rpc.client import Client
 from pdserving.web.app import Front, WebSettings, create_app
@@ -83,18 +82,11 @@ class WebService:
         """The model behind pdserving's gRPC model server, a child process on the first free
         port from 12000; ``self.client`` is a ``Client`` connected to it."""
         model_dir = self._model_dir()
-        gpu_ids = self._gpu_ids()
-        options = device_options(gpu_ids)
+        options = engine_options(None, self._gpu_ids())
         try:  # here, not in the child: its multi-line failure would be all the user sees
             check_options(options)
-        except EngineError as e:
-            raise fail(e) from None
-        # pdserving.serve picks the engine for the device as device_options does
-        args = ["--gpu_ids", ",".join(map(str, gpu_ids))] if gpu_ids else []
-        server = model_server(model_dir, free_port(RPC_PORT), extra_args=args)
-        try:
-            server.start(options.start_timeout)
-        except RuntimeError as e:
+            server = start_model_server(model_dir, RPC_PORT, options)
+        except (EngineError, RuntimeError) as e:
             raise fail(e) from None
         self._model_server = server
         client = Client()

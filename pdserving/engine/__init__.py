@@ -111,6 +111,14 @@ class EngineOptions:
         return replace(self, instances=1, gpu_ids=gpu_ids)
 
 
+def engine_options(engine: str | None = None, gpu_ids: Sequence[int] = (),
+                   **settings) -> EngineOptions:
+    """Options on ``gpu_ids`` (none: the CPU), however they were given (flags, a config file,
+    arguments): with no ``engine`` named, ``default_engine(gpu_ids)``."""
+    gpu_ids = tuple(gpu_ids)
+    return EngineOptions(engine=engine or default_engine(gpu_ids), gpu_ids=gpu_ids, **settings)
+
+
 def default_engine(gpu_ids: Sequence[int]) -> str:
     """The engine when none is asked: OpenVINO on the CPU where it is installed (about twice as
     fast), else Paddle; Paddle on a GPU (OpenVINO runs on the CPU only). The GPU install has
@@ -142,7 +150,8 @@ def _precision(text: str) -> str:
 
 
 def add_engine_flags(parser) -> None:
-    """The engine flags, the same on every script and on the model server."""
+    """The engine flags, the same on every script and on the model server (its Paddle Serving
+    names: ``--cpu_math_thread_num``, ``--use_mkl``, ``--ir_optim``, ``--mem_optim_off``)."""
     parser.add_argument("--engine", choices=ENGINES, default=None,
                         help="openvino (the CPU default: about twice as fast) or paddle (the GPU "
                              "engine)")
@@ -154,6 +163,27 @@ def add_engine_flags(parser) -> None:
                              "collected into the model folder on first use)")
     parser.add_argument("--gpu_mem", type=int, default=EngineOptions.gpu_mem_mb,
                         help="GPU: initial memory pool of each model worker, MB")
+    parser.add_argument("--instances", type=int, default=None,
+                        help="model calls at once: OpenVINO streams (default 1), or Paddle worker "
+                             "processes (default: one per core, at most --thread on a model "
+                             "server; one per GPU)")
+    parser.add_argument("--threads", "--cpu_math_thread_num", type=int, default=None,
+                        help="math threads per model call (default: OpenVINO all cores, Paddle 1)")
+    # On by default, unlike Paddle Serving: Paddle 3 runs det ~8x slower on CPU without them.
+    parser.add_argument("--ir_optim", action=argparse.BooleanOptionalAction, default=True,
+                        help="Paddle IR graph optimisation")
+    parser.add_argument("--use_mkl", action=argparse.BooleanOptionalAction, default=True,
+                        help="Paddle: oneDNN (MKL-DNN) kernels on CPU")
+    parser.add_argument("--mem_optim_off", action="store_true",
+                        help="Paddle: no memory reuse optimisation")
+
+
+def options_from_flags(args: argparse.Namespace, gpu_ids: Sequence[int]) -> EngineOptions:
+    """The options the flags of ``add_engine_flags`` ask for, on ``gpu_ids``."""
+    return engine_options(args.engine, gpu_ids, threads=args.threads, instances=args.instances,
+                          precision=args.precision, gpu_mem_mb=args.gpu_mem, use_trt=args.use_trt,
+                          mkldnn=args.use_mkl, ir_optim=args.ir_optim,
+                          mem_optim=not args.mem_optim_off)
 
 
 def engine_flags(options: EngineOptions) -> list[str]:
@@ -167,7 +197,9 @@ def engine_flags(options: EngineOptions) -> list[str]:
                   "--gpu_mem", str(options.gpu_mem_mb)]
     if options.use_trt:
         flags.append("--use_trt")
-    return flags
+    switches = {"--no-use_mkl": options.mkldnn, "--no-ir_optim": options.ir_optim,
+                "--mem_optim_off": options.mem_optim}
+    return flags + [flag for flag, on in switches.items() if not on]
 
 
 def check_options(options: EngineOptions) -> None:
@@ -198,4 +230,5 @@ def check_options(options: EngineOptions) -> None:
 
 __all__ = ["ENGINES", "GPU_START_TIMEOUT_S", "PRECISIONS", "Engine", "EngineError",
            "EngineOptions", "GpuUnavailable", "Model", "add_engine_flags", "check_options",
-           "default_engine", "engine_flags", "import_paddle", "parse_gpu_ids"]
+           "default_engine", "engine_flags", "engine_options", "import_paddle",
+           "options_from_flags", "parse_gpu_ids"]

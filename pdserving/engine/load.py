@@ -8,6 +8,7 @@ model never stops a service from starting.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from pdserving.engine import EngineOptions, Model, check_options
 from pdserving.engine.model_folder import ModelFolder
+from pdserving.modelconf import by_name
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +71,32 @@ def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
         loaded.closers.append(pool.close)
         loaded.models.update(pool.models)
     return loaded
+
+
+@dataclass
+class ServedModel:
+    """One model folder loaded on its own, as the model server and the 2020 ``Debugger`` serve
+    it: its engine, and its feed and fetch variables by alias and by real name."""
+
+    folder: ModelFolder
+    loaded: LoadedModels
+
+    def __post_init__(self):
+        self.model = self.loaded.models["model"]
+        self.feeds = by_name(self.folder.feeds)
+        self.fetches = by_name(self.folder.fetches)
+
+    @property
+    def engine(self) -> str:
+        """The engine it runs on (after any fall-back to Paddle)."""
+        return self.model.engine
+
+    def close(self) -> None:
+        self.loaded.close()
+
+
+def load_model(model_dir: str | os.PathLike, options: EngineOptions) -> ServedModel:
+    """The model in ``model_dir``, loaded and warmed up at its folder's usual shapes."""
+    folder = ModelFolder.read(model_dir)
+    return ServedModel(folder, load_models({"model": folder}, options,
+                                           {"model": folder.warmup_feeds()}))

@@ -1,4 +1,4 @@
-"""A pipeline service's ``config.yml`` (SPEC section 9) read into pdserving's own settings.
+"""A pipeline service's ``config.yml`` (docs/design.md §6.1) read into pdserving's settings.
 
 PaddleOCR's keys map onto what already runs the other services: ``http_port`` and ``rpc_port``
 are the two fronts; ``worker_num`` the requests processed at once (admission); each op's
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from pdserving.engine import PRECISIONS, EngineOptions, default_engine, parse_gpu_ids
+from pdserving.engine import PRECISIONS, EngineOptions, engine_options, parse_gpu_ids
 from pdserving.web.app import WebSettings
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def load(path: str | os.PathLike, ops: tuple[str, ...], engine: str | None = Non
         conf = reader.table(op.get("local_service_conf"), where)
         reader.check_keys(conf, "conf", where)
         model_dirs[name] = path.parent / reader.text(conf, "model_config", None, where)
-        engines.append((where, reader.engine(conf, where)))
+        engines.append((where, reader.engine(conf, where, engine)))
 
     (_, options), *others = engines
     for where, other in others:
@@ -101,8 +101,7 @@ def load(path: str | os.PathLike, ops: tuple[str, ...], engine: str | None = Non
                               f"every op (here they differ from op.{ops[0]}'s)")
     cores = len(os.sched_getaffinity(0))
     instances = max(concurrency) if options.gpu_ids else min(max(concurrency), cores)
-    options = replace(options, engine=engine or default_engine(options.gpu_ids),
-                      instances=instances)
+    options = replace(options, instances=instances)
     settings = WebSettings(max_in_flight=reader.number(top, "worker_num", 2, low=1),
                            **({"request_timeout": timeout_ms / 1000} if timeout_ms else {}))
     if reader.unknown:
@@ -159,8 +158,8 @@ class _Reader:
             raise self.fail(_name(where, key), f"must be true or false, not {value!r}")
         return value
 
-    def engine(self, conf: dict, where: str) -> EngineOptions:
-        """The engine settings of one op's ``local_service_conf``."""
+    def engine(self, conf: dict, where: str, engine: str | None) -> EngineOptions:
+        """The engine settings of one op's ``local_service_conf``, on ``engine`` if named."""
         devices = str(self._get(conf, "devices", "", where))
         try:
             gpu_ids = parse_gpu_ids(devices)
@@ -171,8 +170,8 @@ class _Reader:
         if precision not in PRECISIONS:
             raise self.fail(_name(where, "precision"), f"{precision!r} is not one of "
                                                        f"{', '.join(PRECISIONS)}")
-        return EngineOptions(
-            gpu_ids=gpu_ids,
+        return engine_options(
+            engine, gpu_ids,
             threads=None if threads is None else self.number(conf, "thread_num", 1, where, 1),
             precision=precision,
             ir_optim=self.flag(conf, "ir_optim", True, where),

@@ -1,4 +1,4 @@
-"""PaddleOCR's pipeline services (SPEC section 9): one more front on the kit's handlers.
+"""PaddleOCR's pipeline services (docs/design.md §6): one more front on the kit's handlers.
 
 ``Pipeline`` answers one ``Request`` (key/value strings) with one ``Response``. The HTTP front
 (``http_front``: the messages as JSON, as Paddle Serving's gateway maps them) and the gRPC
@@ -42,22 +42,22 @@ class ErrNo(IntEnum):
 
 
 @dataclass(frozen=True)
-class Kind:
-    """What one of PaddleOCR's scripts answers: the ops it runs, the reply's key, and the
-    Python-literal list its value holds, from the handler's result for one image."""
+class Reply:
+    """What one of PaddleOCR's scripts answers (it runs the ops of ``services.KINDS``' kind):
+    the reply's key, and the Python-literal list its value holds, from the handler's result for
+    one image."""
 
-    ops: tuple[str, ...]
     key: str
     fetch: tuple[str, ...]
     value: Callable[[dict], list]
 
 
-KINDS = {  # web_service.py, web_service_det.py, web_service_rec.py
-    "ocr": Kind(("det", "rec"), "result", ("res", "rec_scores", "dt_boxes"),
-                lambda r: [((t, s), b) for t, s, b in zip(r["res"], r["rec_scores"],
-                                                          r["dt_boxes"])]),
-    "det": Kind(("det",), "dt_boxes", ("dt_boxes",), lambda r: r["dt_boxes"]),
-    "rec": Kind(("rec",), "res", ("res",), lambda r: r["res"]),
+REPLIES = {  # web_service.py, web_service_det.py, web_service_rec.py
+    "ocr": Reply("result", ("res", "rec_scores", "dt_boxes"),
+                 lambda r: [((t, s), b) for t, s, b in zip(r["res"], r["rec_scores"],
+                                                           r["dt_boxes"])]),
+    "det": Reply("dt_boxes", ("dt_boxes",), lambda r: r["dt_boxes"]),
+    "rec": Reply("res", ("res",), lambda r: r["res"]),
 }
 
 
@@ -67,7 +67,7 @@ class Pipeline:
 
     def __init__(self, handler: Handler, kind: str, max_image_pixels: int):
         self.handler = handler
-        self.kind = KINDS[kind]
+        self.reply = REPLIES[kind]
         self.max_image_pixels = max_image_pixels
 
     def __call__(self, request: pb.Request) -> pb.Response:
@@ -84,9 +84,9 @@ class Pipeline:
             image = decode_base64_image(feed["image"], self.max_image_pixels)
         except (BadRequest, PayloadTooLarge) as e:
             return _failure(ErrNo.UNKNOW, f"failed to preprocess: image: {e.message}")
-        result = self.handler([image], list(self.kind.fetch))
-        return pb.Response(err_no=ErrNo.OK, key=[self.kind.key],
-                           value=[str(self.kind.value(result))])
+        result = self.handler([image], list(self.reply.fetch))
+        return pb.Response(err_no=ErrNo.OK, key=[self.reply.key],
+                           value=[str(self.reply.value(result))])
 
 
 def _failure(err_no: int, message: str) -> pb.Response:

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from pdserving import dtypes
-from pdserving.dtypes import NUMPY_DTYPE, ElemType, UnknownElemType, type_name
+from pdserving.dtypes import NUMPY_DTYPE, ElemType, UnknownElemType
 from pdserving.proto.general_model_service_pb2 import Tensor
 
 

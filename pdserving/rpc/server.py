@@ -1,4 +1,4 @@
-"""The model server: one Paddle model behind ``GeneralModelService`` (SPEC sections 5 and 8).
+"""The model server: one Paddle model behind ``GeneralModelService`` (docs/design.md §4).
 
 Every request is checked against the model's feed/fetch variables before it reaches the engine
 (OpenVINO or Paddle), so a bad request gets ``err_no``/``err_msg`` in its Response while the
@@ -23,10 +23,9 @@ import numpy as np
 
 from pdserving.dtypes import type_name
 from pdserving.engine import EngineOptions
-from pdserving.engine.load import LoadedModels, load_models
-from pdserving.engine.model_folder import ModelFolder
+from pdserving.engine.load import ServedModel, load_model
 from pdserving.errors import BadRequest, ServingError
-from pdserving.modelconf import Var, by_name
+from pdserving.modelconf import Var
 from pdserving.net import bind
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
@@ -43,12 +42,12 @@ ENGINE_NAME = "general_infer_0"
 class GeneralModelService(pb_grpc.GeneralModelServiceServicer):
     """Runs requests on the model's engine; feed/fetch names may be aliases or real names."""
 
-    def __init__(self, engine, folder: ModelFolder):
-        self.engine = engine  # OpenVINOEngine or PooledModel: ``run(feeds, fetch)``
-        self.feeds = by_name(folder.feeds)
-        self.feed_order = list(folder.feeds)
-        self.fetches = by_name(folder.fetches)
-        self.fetch_order = list(folder.fetches)
+    def __init__(self, served: ServedModel):
+        self.engine = served.model  # OpenVINOEngine or PooledModel: ``run(feeds, fetch)``
+        self.feeds = served.feeds
+        self.feed_order = list(served.folder.feeds)
+        self.fetches = served.fetches
+        self.fetch_order = list(served.folder.fetches)
 
     def inference(self, request: pb.Request, context) -> pb.Response:
         return self.respond(lambda: request)[0]
@@ -134,13 +133,13 @@ class ModelServer:
 
     grpc: grpc.Server
     pool: futures.ThreadPoolExecutor
-    models: LoadedModels
+    model: ServedModel
     front: "HttpFront | None" = None
 
     @property
     def engine(self) -> str:
         """The engine its model runs on (after any fall-back to Paddle)."""
-        return self.models.engines["model"]
+        return self.model.engine
 
     def stop(self, grace: float | None) -> None:
         """Stop taking calls, let those in flight finish (up to ``grace`` s), free the model."""
@@ -154,7 +153,7 @@ class ModelServer:
             self.front.dispatcher.stop()
             self.front.workdir.cleanup()
         self.pool.shutdown(cancel_futures=True)
-        self.models.close()
+        self.model.close()
 
 
 @dataclass
@@ -168,13 +167,13 @@ class HttpFront:
 
 
 def load_service(model_dir: str | os.PathLike, threads: int,
-                 options: EngineOptions) -> tuple[GeneralModelService, LoadedModels]:
-    """The model loaded and warmed up, behind its service."""
-    folder = ModelFolder.read(model_dir)
+                 options: EngineOptions) -> tuple[GeneralModelService, ServedModel]:
+    """The model loaded and warmed up, behind its service: on Paddle, no more worker processes
+    than the threads that take calls."""
     if options.engine == "paddle" and options.instances is None and not options.gpu_ids:
         options = replace(options, instances=min(threads, len(os.sched_getaffinity(0))))
-    loaded = load_models({"model": folder}, options, {"model": folder.warmup_feeds()})
-    return GeneralModelService(loaded.models["model"], folder), loaded
+    served = load_model(model_dir, options)
+    return GeneralModelService(served), served
 
 
 def grpc_server(service: GeneralModelService, pool: futures.ThreadPoolExecutor,
