@@ -178,6 +178,8 @@ def model_names(kind: str, use_cls: bool) -> list[str]:
 
 
 class Steps(NamedTuple):
+    """The pipeline's two steps; None for a model the service does not run."""
+
     det: DetStep | None
     rec: RecStep | None
 

@@ -29,7 +29,7 @@ TYPED_FIELD: dict[ElemType, str] = {
 }
 
 # The typed field Paddle Serving 0.9's server answered in, per elem_type
-# (general_response_op.cpp); it sent FP16, INT8, UINT8 raw. FP64 and BOOL, which it could not
+# (its response op); it sent FP16, INT8, UINT8 raw. FP64 and BOOL, which it could not
 # answer at all, get the fields the .proto has for them; INT16 and BF16 stay raw, as FP16.
 REPLY_FIELD: dict[ElemType, str] = {
     code: TYPED_FIELD[code]
