@@ -13,7 +13,7 @@ UV      := $(VENV)/bin/uv
 
 RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: install install-ray models serve serve-fast serve-ray test bench proto clean install-gpu serve-gpu serve-fast-gpu
+.PHONY: install install-ray models serve serve-fast serve-ray test test-fast bench proto clean install-gpu serve-gpu serve-fast-gpu
 
 # uv installs the requirements through its cache in $(VENV)/uv-cache, which then holds every wheel
 # they need: tests/test_packaging.py installs pdserving into fresh venvs from it, offline, in
@@ -66,6 +66,13 @@ serve-ray: $(RAY_STAMP)
 
 test: $(RAY_STAMP)
 	$(VPY) -m pytest
+
+# The suite while changing code: without the browser, Ray, packaging, network-namespace and GPU
+# build tests (markers in pyproject.toml). tests/ray is not even collected (its conftest imports
+# Ray, which this target does not install). `make test` (CI) still runs everything.
+FAST_MARKS := not (browser or ray or packaging or netns or gpu_build)
+test-fast: $(STAMP)
+	$(VPY) -m pytest -m "$(FAST_MARKS)" --ignore=tests/ray
 
 bench: models
 	$(VPY) -m bench.run

@@ -4,4 +4,6 @@
 - ``floor``: the engine floor (model time alone) and the pre/post-processing share, in-process.
 - ``load``: the services as subprocesses, the HTTP load generator and the memory sampler.
 - ``run``: the phases in order, the targets, and the markdown report.
+- ``report``: what ``run`` and ``ray_service`` share to print and write: progress lines, number
+  formats, markdown tables, target rows, the machine and code measured, the kept notes.
 """

@@ -1,4 +1,5 @@
-"""The services under test as subprocesses, the HTTP load generator, and their memory.
+"""The services under test as subprocesses (with the engine settings they take by default, and
+SIGTERM made to stop them), the HTTP load generator, and their memory.
 
 A service is started as a user starts it (the top-level scripts, ``python -m pdserving.serve``)
 with ``--engine`` on free 127.0.0.1 ports, and counts as ready when ``GET /ready`` answers 200;
@@ -24,6 +25,7 @@ import contextlib
 import itertools
 import logging
 import re
+import signal
 import statistics
 import sys
 import threading
@@ -38,6 +40,7 @@ import httpx
 import numpy as np
 import psutil
 
+from pdserving.engine import EngineOptions, engine_options
 from pdserving.launcher import ServerProcess, model_server
 from pdserving.net import free_port, wait_until
 
@@ -46,11 +49,22 @@ MODES = {"fast": "ocr_local_server.py", "standard": "ocr_web_server.py"}
 # First ports tried: away from the defaults (9292, 9293, 12000) and from the test suite's.
 DET_PORT, WEB_PORT, MODEL_PORT = 18000, 18100, 18200
 REQUEST_TIMEOUT = 120.0
-MiB = 1 << 20
 logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request (paddle logs INFO)
 
 
-def _pss(pid: int) -> int:
+def exit_on_sigterm() -> None:
+    """SIGTERM as Ctrl-C: unwind, so every started server is stopped. Again after Paddle has
+    made a predictor in this process: it installs its own handler, which aborts at once."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def service_settings(engine: str) -> EngineOptions:
+    """The instances (OpenVINO streams, or Paddle worker processes) and math threads the OCR
+    scripts use by default with ``--engine engine`` on this machine: each engine sizes its own."""
+    return engine_options(engine).sized()
+
+
+def pss(pid: int) -> int:
     """A process's PSS in bytes, from /proc (0 if it has gone)."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -84,7 +98,7 @@ class MemorySampler:
         self._thread.start()
 
     def current(self) -> int:
-        return sum(_pss(p.pid) for p in process_trees(self.roots))
+        return sum(pss(p.pid) for p in process_trees(self.roots))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -30,10 +30,10 @@ import numpy as np
 import psutil
 
 from bench import data
-from bench.load import (LoadResult, MemorySampler, Service, _pss, metric_engines,
-                        process_trees, run_level, run_load, wait_ready)
-from bench.run import (code_version, errors, exit_on_sigterm, kept_notes, log, machine, mib, ms,
-                       service_settings, table, target, target_rows)
+from bench.load import (LoadResult, MemorySampler, Service, exit_on_sigterm, metric_engines,
+                        process_trees, pss, run_level, run_load, service_settings, wait_ready)
+from bench.report import (code_version, errors, kept_notes, log, machine, mib, ms, table, target,
+                          target_rows, version)
 from pdserving.net import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -135,8 +135,8 @@ def group_memory(rows: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]
     """(group, processes, PSS summed) in a fixed order: the replicas, Serve's actors, raylet,
     gcs_server, then everything else, each under its own title."""
     groups: dict[str, list[int]] = defaultdict(list)
-    for name, _, pss in rows:
-        groups[name].append(pss)
+    for name, _, size in rows:
+        groups[name].append(size)
     order = [g for g in GROUP_ORDER if g in groups] + sorted(set(groups) - set(GROUP_ORDER))
     return [(g, len(groups[g]), sum(groups[g])) for g in order]
 
@@ -149,7 +149,7 @@ def snapshot(roots: list[psutil.Process]) -> list[tuple[str, int, int]]:
     """(title, pid, PSS bytes) of every live process in the trees of ``roots``."""
     rows = []
     for proc in process_trees(roots):
-        rows.append((title(proc), proc.pid, _pss(proc.pid)))
+        rows.append((title(proc), proc.pid, pss(proc.pid)))
     return [r for r in rows if r[0] != "gone"]
 
 
@@ -331,15 +331,15 @@ def leftovers(known: dict[int, float], grace: float = 15.0) -> list[str]:
 
 def probe(m: Measured, serve, variant: Variant, model_root: Path) -> None:
     """Where the overhead goes: the samples' det steps and rec steps through the det and rec
-    replicas (``ServeDetector``, ``ServeRecognizer``: the 8-bit image and the crops across, boxes
+    replicas (``ServeCall`` as the pipeline's steps: the 8-bit image and the crops across, boxes
     and texts back) against the same steps on the same models in this process (same engine and
     math threads), and det's ``where`` through the handle (the call overhead alone)."""
     import cv2
 
     from pdserving.engine import EngineOptions
     from pdserving.ops.crop import rotate_crop
-    from pdserving.pipeline import OcrOptions
-    from pdserving.ray_app import ServeCall, ServeDetector, ServeRecognizer
+    from pdserving.pipeline import OcrOptions, OcrPipeline
+    from pdserving.ray_app import ServeCall
     from pdserving.services import local_handler
 
     # The variant's math threads per replica (null: its num_cpus, 1 in every variant here).
@@ -351,15 +351,13 @@ def probe(m: Measured, serve, variant: Variant, model_root: Path) -> None:
         local = handler.pipeline
         images = [cv2.imdecode(np.frombuffer(s.data, np.uint8), cv2.IMREAD_COLOR)
                   for s in data.load_samples()]
-        crops = [[rotate_crop(img, box) for box in local.detector(img)] for img in images]
-        remote = {"det": ServeDetector(ServeCall(serve.get_deployment_handle("det", "ocr"),
-                                                 "det", 60), options),
-                  "rec": ServeRecognizer(ServeCall(serve.get_deployment_handle("rec", "ocr"),
-                                                   "rec", 60), options)}
-        for name, step, inputs in (("det", local.detector, images),
-                                   ("rec", local.recognizer, crops)):
-            there = timed(lambda: [remote[name](x) for x in inputs]) / len(inputs)
-            here = timed(lambda: [step(x) for x in inputs]) / len(inputs)
+        crops = [[rotate_crop(img, box) for box in local.detect(img)] for img in images]
+        remote = OcrPipeline(*(ServeCall(serve.get_deployment_handle(name, "ocr"), name, 60)
+                               for name in ("det", "rec")), options)
+        for name, steps, inputs in (("det", (remote.detect, local.detect), images),
+                                    ("rec", (remote.recognize, local.recognize), crops)):
+            there, here = (timed(lambda: [step(x) for x in inputs]) / len(inputs)
+                           for step in steps)
             m.probe[name] = (there, here)
             log(f"ray {variant.name}: {name} step per sample through its replica {ms(there)} ms, "
                 f"in-process {ms(here)} ms ({threads} thread(s))")
@@ -435,7 +433,7 @@ def load_rows(results: list[Measured]) -> list[list]:
 
 
 def memory_rows(m: Measured) -> list[list]:
-    rows = [[m.round, m.label, g, n, mib(pss)] for g, n, pss in group_memory(m.memory)]
+    rows = [[m.round, m.label, g, n, mib(size)] for g, n, size in group_memory(m.memory)]
     replicas = sum(p for t, _, p in m.memory if is_replica(t))
     total = sum(p for _, _, p in m.memory)
     if m.name != "fast":
@@ -630,8 +628,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def ray_version() -> str:
-    from bench.run import version
-
     return version("ray")
 
 

@@ -12,14 +12,8 @@ in that file is kept.
 from __future__ import annotations
 
 import argparse
-import datetime
-import hashlib
-import operator
 import os
-import platform
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,17 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import data, floor, plot
-from bench.load import LoadResult, MiB, Service, first_and_steady, run_level, run_load
+from bench.load import (LoadResult, Service, exit_on_sigterm, first_and_steady, run_level,
+                        run_load, service_settings)
+from bench.report import (GiB, MiB, STARTED, Target, code_version, errors, kept_notes, log,
+                          machine, mib, ms, table, target, target_rows)
 from pdserving.engine import ENGINES, EngineOptions
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = (1, 2, 4, 8)
 MEMORY_CONCURRENCY = 4
 MEMORY_MAX_LINES = 2  # memory-run images: samples with at most this many labelled lines
-NOTES_HEADING = "## Notes"
 PLOT_NAME = "throughput.png"
-GiB = 1 << 30
-STARTED = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -78,7 +72,6 @@ class ModeResult:
 
 
 Results = dict[tuple[str, str], ModeResult]  # (engine, mode) -> result, in the order run
-Target = tuple[str, float, str, bool]  # what, measured, limit, met
 
 
 @dataclass
@@ -123,25 +116,6 @@ def listed(p: argparse.ArgumentParser, what: str, value: str, known) -> list[str
     if unknown:
         p.error(f"unknown {what}(s): {', '.join(sorted(unknown))}")
     return items
-
-
-def service_settings(engine: str) -> EngineOptions:
-    """The instances (OpenVINO streams, or Paddle worker processes) and math threads the OCR
-    scripts use by default with ``--engine engine`` on this machine: each engine sizes its own."""
-    from pdserving import cli
-
-    args = cli._parser("", standard=False).parse_args(["cpu", "--engine", engine])
-    return cli._engine_options(args).sized()
-
-
-def exit_on_sigterm() -> None:
-    """SIGTERM as Ctrl-C: unwind, so every started server is stopped. Again after Paddle has
-    made a predictor in this process: it installs its own handler, which aborts at once."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.monotonic() - STARTED:5.0f} s] {msg}", flush=True)
 
 
 def engine_floor(engine: str, args, plan: Plan, names: list[str], bodies: list[bytes],
@@ -212,72 +186,9 @@ def memory_does_not_fit(r: ModeResult, fast: ModeResult | None, budget: float) -
 
 # ---- the report ------------------------------------------------------------------------------
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f}" if seconds < 0.01 else f"{seconds * 1e3:.0f}"
-
-
-def mib(n: int) -> str:
-    return f"{n / MiB:.0f}"
-
-
-def table(headers: list[str], rows: list[list]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
-
-
-def errors(counts: Counter) -> str:
-    """``0``, or the count with its kinds: ``3 (503: 2, ReadTimeout: 1)``."""
-    kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(counts.items()))
-    return f"{sum(counts.values())} ({kinds})" if kinds else "0"
-
-
 def mean(xs) -> float:
     xs = list(xs)
     return statistics.fmean(xs) if xs else float("nan")
-
-
-def version(*dists: str) -> str:
-    """The installed version of the first of ``dists`` that is installed."""
-    from importlib import metadata
-
-    for dist in dists:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return "not installed"
-
-
-def code_version() -> str:
-    """The commit measured, and whether ``pdserving/`` differs from it: a report must say which
-    code it measured, and the package may be edited while the benchmark runs."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True,
-                              check=True).stdout.strip()
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        changes = git("diff", "HEAD", "--", "pdserving")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    if not changes:
-        return head
-    return f"{head} + uncommitted changes in pdserving/ (diff sha1 " \
-           f"{hashlib.sha1(changes.encode()).hexdigest()[:8]})"
-
-
-def machine() -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB
-    return {"CPU": cpu, "cores": str(len(os.sched_getaffinity(0))), "memory": f"{memory:.1f} GiB",
-            "Python": platform.python_version(), "OpenVINO": version("openvino"),
-            "Paddle": version("paddlepaddle", "paddlepaddle-gpu"),
-            "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
 
 
 def of_engine(results: Results, engine: str) -> dict[str, ModeResult]:
@@ -289,20 +200,6 @@ def p50(r: ModeResult, concurrency: int) -> float:
     return r.sweep[concurrency].percentile(50)
 
 
-OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, "=": operator.eq}
-
-
-def target(what: str, measured: float, limit: str) -> Target:
-    """One target row; ``limit`` is an operator and a number, e.g. ``"<= 1.2"``."""
-    op, bound = limit.split()
-    return what, measured, limit, OPS[op](measured, float(bound))
-
-
-def target_rows(rows: list[Target], engine: str | None = None) -> list[list]:
-    """Targets as table rows, with the engine in front when given."""
-    return [([engine] if engine else []) + [what, f"{v:.3g}" if isinstance(v, float) else v,
-                                           limit, "pass" if ok else "**FAIL**"]
-            for what, v, limit, ok in rows]
 
 
 def floor_section(measured: Measured, runs: int) -> list[str]:
@@ -588,15 +485,6 @@ def render(args, plan: Plan, info: dict, images: tuple, measured: Measured,
                 "its services).", ""]
         out += table(["engine", "target", "measured", "limit", "result"], rows)
     return "\n".join(out).rstrip() + "\n" + (f"\n{notes}" if notes else "")
-
-
-def kept_notes(path: Path) -> str:
-    """The hand-written ``## Notes`` section of the previous report, if any."""
-    if not path.is_file():
-        return ""
-    text = path.read_text(encoding="utf-8")
-    at = text.find("\n" + NOTES_HEADING)
-    return text[at + 1:] if at >= 0 else ""
 
 
 def log_targets(measured: Measured, plan: Plan) -> None:

@@ -33,6 +33,7 @@ def measured(name: str, round_: int, c1_p50: float, c4_tput: float) -> rs.Measur
     return m
 
 
+@pytest.mark.ray
 def test_fixed_variant_config_from_the_shipped_file(tmp_path):
     pytest.importorskip("ray")
     config = rs.VARIANTS["fixed-2t"].config(18555, tmp_path)

@@ -23,6 +23,8 @@ from pdserving.net import free_port
 from tests.helpers.paths import ROOT
 from tests.helpers.servers import started
 
+pytestmark = pytest.mark.gpu_build
+
 GPU_PY = ROOT / ".venv-gpu/bin/python"
 REQUIRE = "PDSERVING_REQUIRE_GPU_BUILD"
 MISSING = "" if GPU_PY.is_file() else f"no GPU build: {GPU_PY} is missing (make install-gpu)"

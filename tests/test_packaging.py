@@ -120,6 +120,7 @@ print(json.dumps({{"file": pdserving.__file__,
 """
 
 
+@pytest.mark.packaging
 def test_wheel_holds_the_package_its_data_and_scripts(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
@@ -155,6 +156,7 @@ def test_client_imports_no_engine_web_or_server_module():
     assert json.loads(out.stdout)["heavy"] == []
 
 
+@pytest.mark.packaging
 @pytest.mark.slow
 def test_client_extra_alone_talks_to_a_model_server(wheel, constraints, det_server, model_root,
                                                     tmp_path):
@@ -200,6 +202,7 @@ def predict_det(client_conf: str, endpoint: str, batch: np.ndarray) -> np.ndarra
         client.close()
 
 
+@pytest.mark.packaging
 @pytest.mark.slow
 def test_serve_console_script_from_an_empty_folder(wheel, constraints, det_server, model_root,
                                                    tmp_path):

@@ -14,6 +14,8 @@ import pytest
 from tests.helpers.netns import in_own_network
 from tests.helpers.paths import ROOT
 
+pytestmark = pytest.mark.netns
+
 LEGACY = Path(__file__).parent / "legacy"
 DRIVER = Path(__file__).parent / "drive_legacy.py"
 NOT_AN_IMAGE = base64.b64encode(b"these bytes are no image").decode()

@@ -27,6 +27,8 @@ from tests.helpers.images import text_line
 from tests.helpers.netns import in_own_network
 from tests.helpers.paths import ROOT, SAMPLES
 
+pytestmark = pytest.mark.netns
+
 README_SCRIPT = Path(__file__).with_name("original_readme.sh")
 SCRIPTS = ["ocr_web_server.py", "ocr_local_server.py", "ocr_web_client.py", "det_web_server.py",
            "det_local_server.py", "rec_web_server.py", "rec_local_server.py"]

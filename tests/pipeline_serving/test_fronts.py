@@ -4,7 +4,6 @@ models are in test_service.py.)"""
 
 import base64
 import threading
-import time
 
 import grpc
 import httpx
@@ -24,20 +23,24 @@ GOOD = {"key": ["image"], "value": [IMAGE]}
 
 
 class FailingHandler:
-    """A det-only handler that raises ``error``, or sleeps ``delay`` s and answers one box."""
+    """A det-only handler that raises ``error``, or answers one box. Every call sets
+    ``started``; with ``hold``, a call then waits until ``hold`` is set before it answers."""
 
     name = "det"
     outputs = ("dt_boxes",)
     result_type = dict
 
-    def __init__(self, error: Exception | None = None, delay: float = 0):
+    def __init__(self, error: Exception | None = None, hold: threading.Event | None = None):
         self.error = error
-        self.delay = delay
+        self.hold = hold
+        self.started = threading.Event()
 
     def __call__(self, images, fetch):
+        self.started.set()
         if self.error:
             raise self.error
-        time.sleep(self.delay)
+        if self.hold is not None and not self.hold.wait(30):
+            raise TimeoutError("the test never let the call finish")
         return {"dt_boxes": [[[0, 0], [9, 0], [9, 9], [0, 9]]]}
 
     def ready(self):
@@ -80,14 +83,22 @@ def test_grpc_unavailable_and_bugs_are_replies_with_err_no(grpc_front, caplog):
 
 
 def test_grpc_beyond_the_queue_is_resource_exhausted_then_served(grpc_front):
-    port = grpc_front(FailingHandler(delay=1.0), WebSettings(max_in_flight=1, max_queue=0))
-    first = threading.Thread(target=grpc_call, args=(port,), kwargs=GOOD)
+    release = threading.Event()
+    handler = FailingHandler(hold=release)
+    port = grpc_front(handler, WebSettings(max_in_flight=1, max_queue=0))
+    replies = []
+    first = threading.Thread(target=lambda: replies.append(grpc_call(port, **GOOD)))
     first.start()
-    time.sleep(0.3)
-    with pytest.raises(grpc.RpcError) as e:
-        grpc_call(port, **GOOD)
-    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    first.join()
+    try:
+        # The first call is in the handler: it holds the one slot until released.
+        assert handler.started.wait(30), "the first call never reached the handler"
+        with pytest.raises(grpc.RpcError) as e:
+            grpc_call(port, **GOOD)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        release.set()
+        first.join(30)
+    assert [r.err_no for r in replies] == [0]  # the held call was served too
     assert grpc_call(port, **GOOD).err_no == 0
 
 

@@ -13,10 +13,10 @@ from ray.cluster_utils import Cluster
 from pdserving.net import free_port, wait_until
 from pdserving.ray_app import APP_NAME, load_config, run_config, with_deployments
 from tests.helpers.paths import ROOT
-from tests.web.test_app import SETTINGS
+from tests.helpers.requests import SETTINGS
 
 CONFIG = ROOT / "deploy" / "ray" / "serve_config.yaml"
-# The web tests' limits (tests.web.test_app.SETTINGS), so their bad inputs get the same answers.
+# The web tests' limits (tests.helpers.requests.SETTINGS): their bad inputs get the same answers.
 LIMITS = {"max_body_mib": SETTINGS.max_body_bytes / (1 << 20),
           "max_image_pixels": SETTINGS.max_image_pixels, "max_images": SETTINGS.max_images}
 # Autoscaling decisions within seconds instead of Serve's 10 s metric pushes (read by every Ray

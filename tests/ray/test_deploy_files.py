@@ -16,6 +16,8 @@ from pdserving.ray_app import APP_NAME, AppArgs, build_app, with_deployments
 from pdserving.services import model_names
 from tests.helpers.paths import ROOT
 
+pytestmark = pytest.mark.ray
+
 SERVE_CONFIG = ROOT / "deploy" / "ray" / "serve_config.yaml"
 RAYSERVICE = ROOT / "deploy" / "k8s" / "rayservice.yaml"
 PORT = 9292

@@ -10,6 +10,7 @@ import subprocess
 
 import httpx
 import psutil
+import pytest
 import yaml
 
 from pdserving.net import free_port, wait_until
@@ -17,6 +18,8 @@ from pdserving.ray_app import load_config, with_deployments
 from tests.helpers.paths import ROOT
 from tests.helpers.servers import body, predict_url
 from tests.ray.conftest import CONFIG, ready
+
+pytestmark = pytest.mark.ray
 
 SMALL = {"num_replicas": 1, "autoscaling_config": None, "ray_actor_options": {"num_cpus": 0.5}}
 

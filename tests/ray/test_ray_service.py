@@ -9,17 +9,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 import ray
 from ray import serve
 from ray.exceptions import RayActorError
 
 from pdserving.net import wait_until
-from pdserving.ray_app import APP_NAME
+from pdserving.ray_app import APP_NAME, with_deployments
+from tests.helpers.requests import (assert_bad_input_refused, assert_error,
+                                    assert_good_request_succeeds, each_bad_input)
 from tests.helpers.servers import body, predict_url
-from pdserving.ray_app import with_deployments
 from tests.ray.conftest import deploy, model_handle
-from tests.web.test_app import (assert_bad_input_refused, assert_error,
-                                assert_good_request_succeeds, each_bad_input)
+
+pytestmark = pytest.mark.ray
 
 FETCH = ["res", "dt_boxes", "rec_scores"]
 

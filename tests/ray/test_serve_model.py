@@ -24,6 +24,8 @@ from tests.helpers.images import text_line
 from tests.helpers.paths import ROOT
 from tests.ray.conftest import model_handle
 
+pytestmark = pytest.mark.ray
+
 
 def test_a_det_replica_gives_the_in_process_detectors_boxes(ray_ocr, model_root, samples):
     loaded = load_models({"det": ModelFolder.read(model_root / "ocr_det_model")},

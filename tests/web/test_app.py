@@ -6,101 +6,21 @@ import json
 import socket
 
 import httpx
-import numpy as np
 import pytest
 
 from pdserving.errors import Unavailable
 from pdserving.services import local_handler
-from pdserving.web.app import WebSettings, create_app
-from tests.helpers.images import b64, encode, png_claiming, text_image
+from pdserving.web.app import create_app
+from tests.helpers.images import encode, text_image
+from tests.helpers.requests import (GOOD, LIMIT, SETTINGS, assert_bad_input_refused,
+                                    assert_error, assert_good_request_succeeds, each_bad_input)
 from tests.helpers.servers import body, predict_url, serve
-
-SETTINGS = WebSettings(max_body_bytes=256 * 1024, max_image_pixels=4_000_000, max_images=4)
-GOOD = body()
-
-
-def feed(*images: str, fetch=("res",)) -> dict:
-    return {"feed": [{"image": i} for i in images], "fetch": list(fetch)}
-
-
-JPEG = encode(text_image(), ".jpg")
-GOOD_IMAGE = GOOD["feed"][0]["image"]
-LIMIT = SETTINGS.max_body_bytes
-
-# id, request (method, path, httpx keyword arguments), status, start of the message. Each is sent
-# by several modules (the Ray ingress too): bodies are re-iterable (a list is sent chunked).
-BAD_INPUTS = [
-    ("not-json", ("POST", {"content": b"{feed: nope"}), 400, "body is not valid JSON"),
-    ("not-utf8", ("POST", {"content": b"\xff\xfe{}"}), 400, "body is not valid JSON"),
-    ("deep-nesting", ("POST", {"content": b"[" * 100_000}), 400, "body is not valid JSON"),
-    ("not-an-object", ("POST", {"json": [GOOD]}), 400, "body must be a JSON object"),
-    ("no-feed", ("POST", {"json": {"fetch": ["res"]}}), 400, "missing 'feed'"),
-    ("no-fetch", ("POST", {"json": {"feed": GOOD["feed"]}}), 400, "missing 'fetch'"),
-    ("feed-not-list", ("POST", {"json": {"feed": {"image": GOOD_IMAGE}, "fetch": ["res"]}}),
-     400, "feed must be a non-empty list"),
-    ("feed-empty", ("POST", {"json": {"feed": [], "fetch": ["res"]}}), 400,
-     "feed must be a non-empty list"),
-    ("item-without-image", ("POST", {"json": {"feed": [{"img": GOOD_IMAGE}], "fetch": []}}),
-     400, 'feed[0] must be an object with an "image" key'),
-    ("item-not-object", ("POST", {"json": {"feed": [GOOD_IMAGE], "fetch": []}}), 400,
-     'feed[0] must be an object with an "image" key'),
-    ("image-not-string", ("POST", {"json": feed(GOOD_IMAGE, 42)}), 400,
-     "feed[1].image must be a base64 string"),
-    ("invalid-base64", ("POST", {"json": feed("%%not base64%%")}), 400,
-     "feed[0].image: not valid base64"),
-    ("not-an-image", ("POST", {"json": feed(b64(b"just some text, not pixels"))}), 400,
-     "feed[0].image: not an image of a supported format"),
-    ("truncated-jpeg", ("POST", {"json": feed(b64(JPEG[: len(JPEG) * 2 // 3]))}), 400,
-     "feed[0].image: JPEG image data is corrupt or truncated"),
-    ("1x1-image", ("POST", {"json": feed(b64(encode(np.zeros((1, 1, 3), np.uint8))))}), 400,
-     "feed[0].image: image is 1x1; each side must be at least 4 pixels"),
-    ("pixel-bomb", ("POST", {"json": feed(b64(png_claiming(20000, 20000)))}), 413,
-     "feed[0].image: image is 20000x20000 = 400000000 pixels, over the limit of 4000000"),
-    ("too-many-images", ("POST", {"json": feed(*[GOOD_IMAGE] * 5)}), 413,
-     "feed has 5 images; at most 4 per request"),
-    ("body-too-large", ("POST", {"content": b" " * (LIMIT + 1)}), 413,
-     f"body is {LIMIT + 1} bytes, over the limit of {LIMIT}"),
-    ("chunked-body-too-large", ("POST", {"content": [b" " * 65536] * 5}), 413,
-     f"body is over the limit of {LIMIT} bytes"),
-    ("unknown-fetch", ("POST", {"json": feed(GOOD_IMAGE, fetch=["res", "boxes"])}), 400,
-     "unknown fetch name 'boxes'; this service offers res, dt_boxes, rec_scores"),
-    ("fetch-not-strings", ("POST", {"json": feed(GOOD_IMAGE, fetch=[1])}), 400,
-     "fetch must be a string or a list of strings"),
-    ("wrong-method", ("GET", {}), 405, "Method Not Allowed: GET /ocr/prediction"),
-]
 
 
 @pytest.fixture(scope="module")
 def ocr(model_root):
     with serve(create_app(local_handler("ocr", model_root), SETTINGS)) as base:
         yield base
-
-
-def assert_error(r: httpx.Response, status: int, message: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == "application/json"
-    doc = r.json()
-    assert doc["err_msg"].startswith(message), doc
-    assert doc == {"result": doc["err_msg"], "err_no": status, "err_msg": doc["err_msg"]}
-
-
-def assert_good_request_succeeds(base: str) -> None:
-    r = httpx.post(predict_url(base), json=GOOD, timeout=30)
-    assert r.status_code == 200, r.text
-    assert "HELLO" in "".join(r.json()["result"]["res"])
-
-
-# Every bad input as a test case (the Ray ingress tests use it too).
-each_bad_input = pytest.mark.parametrize(
-    "req, status, message", [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
-
-
-def assert_bad_input_refused(base: str, req: tuple, status: int, message: str) -> None:
-    """``req`` gets its error from the service at ``base``, which then still answers."""
-    method, kwargs = req
-    r = httpx.request(method, predict_url(base), timeout=30, **kwargs)
-    assert_error(r, status, message)
-    assert_good_request_succeeds(base)
 
 
 @each_bad_input

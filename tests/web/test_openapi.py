@@ -17,14 +17,13 @@ from starlette.routing import Route
 
 from pdserving.errors import ServingError
 from pdserving.services import DetHandler, OcrHandler, RecHandler, local_handler
-from pdserving.web.app import PREDICT_PATH, WebSettings, create_app
+from pdserving.web.app import PREDICT_PATH, create_app
 from pdserving.web.schemas import parse_prediction
 from tests.helpers.browser import browser_page
 from tests.helpers.images import encode, text_image, text_line
+from tests.helpers.requests import BAD_INPUTS, SETTINGS
 from tests.helpers.servers import body, serve
-from tests.web.test_app import BAD_INPUTS
 
-SETTINGS = WebSettings(max_body_bytes=256 * 1024, max_image_pixels=4_000_000, max_images=4)
 KINDS = ("ocr", "det", "rec")
 OUTPUTS = {"ocr": OcrHandler.outputs, "det": DetHandler.outputs, "rec": RecHandler.outputs}
 
@@ -153,6 +152,7 @@ def test_docs_and_swagger_ui_files_are_served_from_the_package(services):
         assert r.status_code == 200 and len(r.content) > 10_000
 
 
+@pytest.mark.browser
 def test_docs_render_in_chromium_with_the_network_blocked(fast_ocr):
     """Swagger UI lists the prediction route and the request type, with every request it made
     going to the service itself (the helper aborts and records any other)."""

@@ -21,6 +21,8 @@ from tests.helpers.images import encode, text_line
 from tests.helpers.paths import SAMPLES
 from tests.helpers.servers import Service, script, started
 
+pytestmark = pytest.mark.browser
+
 WAIT_MS = 60_000  # for one answer (the first request of a service warms its models up)
 
 # Chromium logs this console error for any fetch answered 4xx/5xx, even when the page handles
