@@ -67,12 +67,13 @@ serve-ray: $(RAY_STAMP)
 test: $(RAY_STAMP)
 	$(VPY) -m pytest
 
-# The suite while changing code: without the browser, Ray, packaging, network-namespace and GPU
-# build tests (markers in pyproject.toml). tests/ray is not even collected (its conftest imports
-# Ray, which this target does not install). `make test` (CI) still runs everything.
-FAST_MARKS := not (browser or ray or packaging or netns or gpu_build)
+# The suite while changing code: the steps, engines, protocols, web app and limits in-process,
+# without the browser, Ray, packaging, network-namespace, GPU build, end-to-end (the scripts as
+# processes) and benchmark tests (markers in pyproject.toml). tests/ray is not even collected (its
+# conftest imports Ray, which this target does not install). `make test` (CI) runs everything.
+FAST_MARKS := not (browser or ray or packaging or netns or gpu_build or e2e or bench)
 test-fast: $(STAMP)
-	$(VPY) -m pytest -m "$(FAST_MARKS)" --ignore=tests/ray
+	$(VPY) -m pytest -n auto -m "$(FAST_MARKS)" --ignore=tests/ray
 
 bench: models
 	$(VPY) -m bench.run

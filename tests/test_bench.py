@@ -27,6 +27,7 @@ def test_generated_images_are_deterministic(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.bench
 def test_quick_run_writes_every_section(model_root, tmp_path):
     out = tmp_path / "RESULTS.md"
     out.write_text("# old report\n\n## Notes\n\nWritten by hand.\n", encoding="utf-8")

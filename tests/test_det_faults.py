@@ -12,6 +12,8 @@ from pdserving.launcher import model_server
 from pdserving.net import free_port, wait_until
 from tests.helpers.servers import script, started
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def det_pair(model_root):

@@ -90,6 +90,7 @@ def test_list_model(capsys):
     assert all(len(line.split(None, 1)) == 2 for line in lines)  # each with a description
 
 
+@pytest.mark.e2e
 def test_cli_get_model_writes_into_current_folder(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pdserving.package", "--get_model", "ocr_rec"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60,
@@ -107,6 +108,7 @@ def snapshot(folder) -> dict:
             for p in sorted(folder.rglob("*"))}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", list(package.MODELS))
 def test_get_model_leaves_a_tarball_that_extracts_to_the_same_files(tmp_path, name):
     """The 2020 README's step 2: ``--get_model NAME`` then ``tar -xzvf NAME.tar.gz``. The tar
@@ -172,6 +174,7 @@ def test_a_softmax_only_rec_model_reads_the_same(model_root, tmp_path, line_batc
     assert texts[plain]["res"][0]
 
 
+@pytest.mark.e2e
 def test_a_rec_client_folder_older_than_its_model_still_reads(model_root, tmp_path):
     """Standard mode with an old client config (softmax fetch) and a new model folder."""
     root = tmp_path / "models"

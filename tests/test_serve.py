@@ -15,6 +15,8 @@ from pdserving.net import bind, free_port
 from pdserving.serve import engine_options, parse_args
 from tests.helpers.paths import ROOT
 
+pytestmark = pytest.mark.e2e
+
 
 def run_serve(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pdserving.serve", *args], cwd=ROOT,

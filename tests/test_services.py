@@ -14,6 +14,8 @@ from tests.helpers.images import encode, text_line
 from tests.helpers.paths import ROOT
 from tests.helpers.servers import Service, script, started
 
+pytestmark = pytest.mark.e2e
+
 
 def edit_distance(a: str, b: str) -> int:
     row = list(range(len(b) + 1))

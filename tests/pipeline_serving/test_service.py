@@ -20,6 +20,8 @@ from pdserving.proto import pipeline_service_pb2 as pb
 from tests.helpers.images import b64, encode, text_line
 from tests.helpers.paths import ROOT, SAMPLES
 
+pytestmark = pytest.mark.e2e
+
 INFERENCE = "/baidu.paddle_serving.pipeline_serving.PipelineService/inference"
 
 
