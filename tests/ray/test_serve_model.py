@@ -105,9 +105,9 @@ def test_a_full_deployment_is_unavailable_not_queued_forever(ray_cluster, model_
 
 def test_the_plain_install_does_not_import_ray():
     """The scripts' modules work without Ray (requirements-ray.txt is separate)."""
-    code = ("import sys, pdserving.cli, pdserving.services, pdserving.serve, pdserving.web.app, "
-            "pdserving.pipeline_serving.service; print(sorted(m for m in sys.modules "
-            "if m == 'ray' or m.startswith('ray.')))")
+    code = ("import sys, pdserving.cli, pdserving.clients, pdserving.services, pdserving.serve, "
+            "pdserving.web.app, pdserving.pipeline_serving.service; "
+            "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
