@@ -32,8 +32,8 @@ import psutil
 from bench import data
 from bench.load import (LoadResult, MemorySampler, Service, exit_on_sigterm, metric_engines,
                         process_trees, pss, run_level, run_load, service_settings, wait_ready)
-from bench.report import (code_version, errors, kept_notes, log, machine, mib, ms, table, target,
-                          target_rows, version)
+from bench.report import (code_version, errors, heading, kept_notes, log, machine, mib, ms, table,
+                          target, target_rows, version)
 from pdserving.net import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -446,12 +446,10 @@ def render(args, info: dict, images: list[data.BenchImage], results: list[Measur
            elapsed: float, notes: str) -> str:
     sides = [max(im.height, im.width) for im in images]
     fast_opts = service_settings("openvino")
-    out = ["# The OCR service on Ray Serve against the fast service", ""]
-    if args.quick:
-        out += ["**Quick run (smoke test): tiny counts, the figures mean nothing.**", ""]
-    out += [f"Written by `python -m bench.ray_service` on {info['date']} in {elapsed:.0f} s "
-            f"({args.rounds} round(s); variants {', '.join(args.variants)}).", ""]
-    out += table(["machine", ""], [[k, v] for k, v in info.items() if k != "date"] + [
+    out = heading(
+        "The OCR service on Ray Serve against the fast service", args.quick,
+        f"Written by `python -m bench.ray_service` on {info['date']} in {elapsed:.0f} s "
+        f"({args.rounds} round(s); variants {', '.join(args.variants)}).", info, [
         ["fast service", f"`ocr_local_server.py cpu`, openvino: {fast_opts.instances} stream(s), "
                          f"{fast_opts.threads} math thread(s)"],
         ["Ray cluster", f"one local node, `ray.init(address=\"local\", num_cpus={CLUSTER_CPUS}, "

@@ -47,6 +47,17 @@ def errors(counts: Counter) -> str:
     return f"{sum(counts.values())} ({kinds})" if kinds else "0"
 
 
+def heading(title: str, quick: bool, written: str, info: dict[str, str],
+            setup: list[list]) -> list[str]:
+    """A report's start: its title, the quick-run warning, who wrote it, and the table of the
+    machine (``info``, its date aside) and the run's ``setup`` rows."""
+    out = [f"# {title}", ""]
+    if quick:
+        out += ["**Quick run (smoke test): tiny counts, the figures mean nothing.**", ""]
+    out += [written, ""]
+    return out + table(["machine", ""], [[k, v] for k, v in info.items() if k != "date"] + setup)
+
+
 def target(what: str, measured: float, limit: str) -> Target:
     """One target row; ``limit`` is an operator and a number, e.g. ``"<= 1.2"``."""
     op, bound = limit.split()

@@ -23,8 +23,8 @@ from pathlib import Path
 from bench import data, floor, plot
 from bench.load import (LoadResult, Service, exit_on_sigterm, first_and_steady, run_level,
                         run_load, service_settings)
-from bench.report import (GiB, MiB, STARTED, Target, code_version, errors, kept_notes, log,
-                          machine, mib, ms, table, target, target_rows)
+from bench.report import (GiB, MiB, STARTED, Target, code_version, errors, heading, kept_notes,
+                          log, machine, mib, ms, table, target, target_rows)
 from pdserving.engine import ENGINES, EngineOptions
 
 HERE = Path(__file__).resolve().parent
@@ -458,12 +458,10 @@ def render(args, plan: Plan, info: dict, images: tuple, measured: Measured,
            labels: dict[str, list[str]], elapsed: float, notes: str) -> str:
     samples, generated, variants = images
     sides = [max(im.height, im.width) for im in samples + generated]
-    out = ["# Benchmark results", ""]
-    if args.quick:
-        out += ["**Quick run (smoke test): tiny counts, the figures mean nothing.**", ""]
-    out += [f"Written by `python -m bench.run` (`make bench`) on {info['date']} in "
-            f"{elapsed:.0f} s.", ""]
-    out += table(["machine", ""], [[k, v] for k, v in info.items() if k != "date"] + [
+    out = heading(
+        "Benchmark results", args.quick,
+        f"Written by `python -m bench.run` (`make bench`) on {info['date']} in {elapsed:.0f} s.",
+        info, [
         ["services' engines", engine_setup(measured.settings) + " (the scripts' defaults; "
                               "standard mode's det model server: `pdserving.serve`'s)"],
         ["image set", f"{len(samples)} samples + {len(generated)} generated pages, long side "
