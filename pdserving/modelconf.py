@@ -12,9 +12,9 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from pdserving.dtypes import ElemType
 from pdserving.files import write_if_changed
 from pdserving.proto.general_model_config_pb2 import FeedVar, FetchVar, GeneralModelConfig
-from pdserving.dtypes import ElemType
 
 SERVER_CONF = "serving_server_conf.prototxt"
 CLIENT_CONF = "serving_client_conf.prototxt"

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import (Annotated, Callable, ClassVar, Mapping, NamedTuple, Sequence,
-                    get_type_hints)
+from typing import Annotated, Callable, ClassVar, Mapping, NamedTuple, Sequence, get_type_hints
 
 import numpy as np
 from pydantic import ConfigDict, Field, with_config

@@ -13,11 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
+from pdserving.dtypes import numpy_dtype
 from pdserving.engine import EngineError, engine_options
 from pdserving.engine.load import ServedModel, load_model
 from pdserving.package import ensure_model
 from pdserving.rpc.client import check_request
-from pdserving.dtypes import numpy_dtype
 
 
 def fail(error: object) -> SystemExit:

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from pdserving import modelconf
+from pdserving.dtypes import ElemType, numpy_dtype
 from pdserving.engine import import_paddle
 from pdserving.modelconf import Var
-from pdserving.dtypes import ElemType, numpy_dtype
 
 # (model file, params file) pairs looked for in a model folder, most common first.
 MODEL_FILE_PAIRS = [

@@ -17,7 +17,6 @@ from pdserving import dtypes
 from pdserving.dtypes import NUMPY_DTYPE, ElemType, UnknownElemType
 from pdserving.proto.general_model_service_pb2 import Tensor
 
-
 _OF_DTYPE = {dt: code for code, dt in NUMPY_DTYPE.items() if code != ElemType.BF16}
 
 # The typed repeated field a sender may use instead of tensor_content, per elem_type.
