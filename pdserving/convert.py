@@ -1,9 +1,11 @@
 """Paddle inference model -> Paddle Serving folders, as Paddle Serving did it.
 
 The feed and fetch variables (names, types, shapes, LoD) are read from the model file itself, so
-any model converts: a legacy ``.pdmodel`` (a serialized ``ProgramDesc``) or a Paddle 3 PIR
-``.json`` program. The model files are copied into the server folder under the names the engine
-looks for first (``inference.*``), so the folder serves as it is.
+any model converts: a legacy ``.pdmodel`` (a serialized ``ProgramDesc``), a Paddle 3 PIR
+``.json`` program, or an ONNX model (OpenVINO runs it). The model files are copied into the
+server folder under the names the engine looks for first (``inference.*``), with the model's
+``inference.yml`` (its pipeline settings and dictionary, as PaddleX exports them) if it has one,
+so the folder serves as it is.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from pdserving.engine.model_folder import find_model_files, read_model_io
+from pdserving.engine import EngineError
+from pdserving.engine.model_folder import SETTINGS_FILE, find_model_files, read_model_io
 from pdserving.files import copy_if_changed
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, Var, build_config, write_config
 
@@ -46,7 +49,10 @@ def inference_model_to_serving(
     server = Path(serving_server)
     server.mkdir(parents=True, exist_ok=True)
     copy_if_changed(model_file, server / ("inference" + (model_file.suffix or ".pdmodel")))
-    copy_if_changed(params_file, server / "inference.pdiparams")
+    if params_file:  # ONNX has none
+        copy_if_changed(params_file, server / "inference.pdiparams")
+    if (Path(dirname) / SETTINGS_FILE).is_file():
+        copy_if_changed(Path(dirname) / SETTINGS_FILE, server / SETTINGS_FILE)
     conf = build_config(feeds, fetches)
     write_config(conf, server, SERVER_CONF)
     write_config(conf, serving_client, CLIENT_CONF)
@@ -65,7 +71,7 @@ def _set_aliases(variables: list[Var], aliases: Sequence[str] | str | None, what
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Convert a Paddle inference model into Paddle Serving server/client folders.")
+        description="Convert a Paddle inference model (or an ONNX model) into Paddle Serving server/client folders.")
     parser.add_argument("--dirname", required=True, help="folder of the inference model")
     parser.add_argument("--model_filename", default=None, help="model file name in --dirname")
     parser.add_argument("--params_filename", default=None, help="params file name in --dirname")
@@ -79,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.dirname, args.serving_server, args.serving_client, args.model_filename,
             args.params_filename, feed_alias_names=args.feed_alias_names,
             fetch_alias_names=args.fetch_alias_names)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EngineError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"feed: {', '.join(feeds)}; fetch: {', '.join(fetches)}; "

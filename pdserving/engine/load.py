@@ -1,8 +1,8 @@
 """Which engine runs which model: OpenVINO in this process, or Paddle in worker processes.
 
-``load_models`` is the one place that decides. A model OpenVINO cannot read (a PIR program, an
-op its Paddle frontend lacks) runs on Paddle instead, with a one-line notice, so a converted
-model never stops a service from starting.
+``load_models`` is the one place that decides. A Paddle model OpenVINO cannot read (a PIR
+program, an op its Paddle frontend lacks) runs on Paddle instead, with a one-line notice, so a
+converted model never stops a service from starting. An ONNX model runs on OpenVINO only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from pdserving.engine import EngineOptions, Model, check_options
+from pdserving.engine import EngineError, EngineOptions, Model, check_options
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.modelconf import by_name
 
@@ -44,6 +44,7 @@ def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
                 warmup: dict[str, list[Feeds]] | None = None) -> LoadedModels:
     """Load and warm up every model of ``folders`` on ``options.engine``."""
     check_options(options)
+    check_formats(folders, options)
     options = options.sized()
     warmup = warmup or {}
     loaded = LoadedModels({})
@@ -55,6 +56,8 @@ def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
             try:
                 loaded.models[name] = OpenVINOEngine(folder, options, warmup.get(name, ()))
             except ModelUnreadable as e:
+                if folder.is_onnx:
+                    raise EngineError(f"{folder.path}: {e}") from None
                 log.warning("notice: model %s (%s): %s; running it on Paddle instead",
                             name, folder.path, e)
                 continue
@@ -71,6 +74,20 @@ def load_models(folders: dict[str, ModelFolder], options: EngineOptions,
         loaded.closers.append(pool.close)
         loaded.models.update(pool.models)
     return loaded
+
+
+def check_formats(folders: dict[str, ModelFolder], options: EngineOptions) -> None:
+    """Refuse an ONNX model on Paddle, in one line that says why and what to run instead."""
+    onnx = [f for f in folders.values() if f.is_onnx]
+    if not onnx or options.engine == "openvino":
+        return
+    where = "CUDA" if options.gpu_ids else "Paddle"
+    family = onnx[0].settings.family or "an ONNX model"
+    raise EngineError(
+        f"{onnx[0].path} holds {family} (ONNX), which only OpenVINO runs: there is no ONNX "
+        f"engine on {where} yet. Write PP-OCRv4 folders: python -m pdserving.package "
+        f"--get_model {onnx[0].name.removesuffix('_model')} --family PP-OCRv4_mobile "
+        f"(or start with --family PP-OCRv4_mobile)")
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """OpenVINO on the CPU: the only module that imports openvino.
 
 OpenVINO's Paddle frontend reads the very ``inference.pdmodel`` + ``.pdiparams`` that Paddle
-Inference runs (no conversion step) and runs them about twice as fast on this kind of CPU. It
+Inference runs (no conversion step) and runs them about twice as fast on this kind of CPU; its
+ONNX frontend reads the PP-OCRv6 families' ``inference.onnx``. It
 releases the GIL while it infers, so one process serves concurrent calls on several cores: the
 compiled model has ``instances`` streams, and each call borrows one of as many infer requests.
 """
@@ -15,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from pdserving.engine import Engine, EngineError, EngineOptions
-from pdserving.engine.model_folder import ModelFolder
+from pdserving.engine.model_folder import BEST_PATH, ModelFolder
 
 _core = None
 
@@ -75,7 +76,10 @@ class OpenVINOEngine(Engine):
             "CPU_RUNTIME_CACHE_CAPACITY": 2000,
         }
         try:
-            model = ov.read_model(str(folder.model_file), str(folder.params_file))
+            model = ov.read_model(*(str(f) for f in (folder.model_file, folder.params_file) if f))
+            if BEST_PATH in (v.name for v in folder.fetches) and BEST_PATH not in model.outputs[
+                    0].get_names():
+                model = with_best_path(model)
             compiled = ov.compile_model(model, "CPU", config)
         except Exception as e:  # any frontend or plugin failure: the caller falls back
             raise ModelUnreadable(f"OpenVINO cannot run it: {_reason(e)}") from None
@@ -116,6 +120,23 @@ class OpenVINOEngine(Engine):
             if value.ndim != len(dims) or any(d not in (-1, s) for d, s in zip(dims, value.shape)):
                 raise ValueError(f"input {name}: shape {list(value.shape)}, the model expects "
                                  f"[{', '.join('?' if d < 0 else str(d) for d in dims)}]")
+
+
+def with_best_path(model):
+    """``model`` with ``BEST_PATH`` (N, T, 2) as its first output: each time step's best class
+    and its probability, computed from the class probabilities (its output, kept second) in the
+    graph. The services fetch only it: 2 floats per step leave the engine instead of thousands
+    (docs/design.md §3.8)."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    probs = model.get_results()[0].input_value(0)  # what the first output gives
+    top = ops.topk(probs, ops.constant(np.int64(1)), axis=-1, mode="max", sort="none",
+                   index_element_type="i64")
+    best = ops.concat([ops.convert(top.output(1), "f32"), top.output(0)], axis=-1)
+    best.output(0).set_names({BEST_PATH})
+    return ov.Model([ops.result(best), *model.get_results()], model.get_parameters(),
+                    model.get_friendly_name())
 
 
 def _reason(e: Exception) -> str:

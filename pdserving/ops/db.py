@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import pyclipper
 from shapely.geometry import Polygon
+
+
+@dataclass(frozen=True)
+class DetSettings:
+    """DB det settings a folder records (``PreProcess.DetResizeForTest`` and ``PostProcess``).
+
+    ``limit_type`` "max" caps the long side at ``limit_side_len`` (the 2020 kit's rule), "min"
+    raises the short side to it; ``max_side_limit`` caps the long side in both.
+    """
+
+    limit_side_len: int = 960
+    limit_type: str = "max"
+    max_side_limit: int = 4000
+    thresh: float = 0.3
+    box_thresh: float = 0.5
+    unclip_ratio: float = 1.5
+    max_candidates: int = 1000
 
 
 def order_points(pts: np.ndarray) -> np.ndarray:

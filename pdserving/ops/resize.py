@@ -22,12 +22,21 @@ def _round_side(side: int, stride: int) -> int:
     return (side // stride - 1) * stride
 
 
-def det_resize(img: np.ndarray, limit: int = 960,
-               stride: int = 32) -> tuple[np.ndarray, tuple[float, float]]:
-    """ResizeByFactor(stride, limit): the det input size; ratios map boxes back to the original."""
+def det_resize(img: np.ndarray, limit: int = 960, stride: int = 32, limit_type: str = "max",
+               max_side: int = 4000) -> tuple[np.ndarray, tuple[float, float]]:
+    """ResizeByFactor(stride, limit): the det input size; ratios map boxes back to the original.
+
+    ``limit_type`` "max" (the 2020 rule) shrinks the long side to ``limit``; "min" (PaddleOCR
+    3's) enlarges the short side to it, with the long side then at most ``max_side``.
+    """
     h, w = img.shape[:2]
     ratio = 1.0
-    if max(h, w) > limit:
+    if limit_type == "min":
+        if min(h, w) < limit:
+            ratio = limit / min(h, w)
+        if max(h, w) * ratio > max_side:
+            ratio = max_side / max(h, w)
+    elif max(h, w) > limit:
         ratio = limit / h if h > w else limit / w
     rh = _round_side(int(h * ratio), stride)
     rw = _round_side(int(w * ratio), stride)
