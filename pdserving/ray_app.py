@@ -33,9 +33,11 @@ from pdserving.engine import engine_options
 from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import Unavailable
+from pdserving.families import FAMILIES
 from pdserving.package import ensure_model, pipeline_folders
 from pdserving.pipeline import OcrOptions, OcrPipeline
-from pdserving.services import KINDS, build_steps, model_names, pipeline_warmup
+from pdserving.services import (KINDS, build_steps, model_names, pipeline_options,
+                                pipeline_warmup)
 from pdserving.web.app import WebSettings, create_app
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,9 @@ class AppArgs(BaseModel):
     precision: Literal["fp32", "bf16"] = "fp32"
     use_cls: bool = False
     drop_score: float = 0.0
+    family: Literal[tuple(FAMILIES)] | None = Field(  # type: ignore[valid-type]
+        None, description="model family of the folders written when missing; default: "
+                          "PP-OCRv6_small with OpenVINO, PP-OCRv4_mobile on Paddle")
     model_root: str | None = Field(
         None, description="folder with ocr_det_model/, ocr_rec_model/ on every node; default: "
                           "written from the bundled models into ~/.cache/pdserving/models")
@@ -89,7 +94,8 @@ class AppArgs(BaseModel):
         root = Path(self.model_root) if self.model_root else DEFAULT_MODEL_ROOT
         root.mkdir(parents=True, exist_ok=True)
         with FileLock(root / ".pdserving.lock"):
-            return ModelFolder.read(ensure_model(pipeline_folders(name, root)[0]))
+            return ModelFolder.read(ensure_model(pipeline_folders(name, root)[0], self.family,
+                                                 self.engine))
 
 
 @serve.deployment(max_ongoing_requests=4)
@@ -123,7 +129,7 @@ class ModelReplica:
             models = {name: model}
             if cls:
                 models["cls"] = ServeCall(cls, "cls", args.timeout)
-            self._step = getattr(build_steps(models, folder, ocr_options), name)
+            self._step = getattr(build_steps(models, {name: folder}, ocr_options), name)
 
     def __call__(self, *inputs):
         return self._step(*inputs)
@@ -183,7 +189,10 @@ class OcrIngress:
                  for name, handle in steps.items()}
         metrics.note_engines({name: (await handle.where.remote())["engine"]
                               for name, handle in steps.items()})
-        pipeline = OcrPipeline(calls.get("det"), calls.get("rec"), args.ocr_options())
+        # The det resize rule is the ingress's step: it reads it from its node's det folder.
+        folders = {"det": args.folder("det")} if "det" in steps else {}
+        pipeline = OcrPipeline(calls.get("det"), calls.get("rec"),
+                               pipeline_options(folders, args.ocr_options()))
         self.handler = KINDS[args.kind].handler(pipeline)
         self.handler.ready_checks.append(self._replicas_running)
         self._steps = list(steps)

@@ -19,6 +19,7 @@ from pdserving.engine import (EngineError, EngineOptions, add_engine_flags, opti
                               parse_gpu_ids)
 from pdserving.engine.model_folder import ModelNotFound
 from pdserving.engine.process_pool import WorkerError
+from pdserving.families import add_family_flag
 from pdserving.package import ensure_model
 from pdserving.net import PortInUse
 from pdserving.rpc import MAX_BODY_SIZE
@@ -34,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=f"python -m {spec.name}" if spec else None,
                                 description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="server model folder (e.g. ocr_det_model)")
+    add_family_flag(p)
     p.add_argument("--port", type=int, default=9393)
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--thread", type=int, default=4,
@@ -68,15 +70,18 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    options = engine_options(args)
     try:  # a bundled model's folder (ocr_det_model, ...) is written here if missing
-        ensure_model(args.model)
+        ensure_model(args.model, args.family, options.engine)
     except FileNotFoundError as e:
         print(f"error: model folder not found: {e}", file=sys.stderr)
         return 2
+    except (EngineError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         server = serve(args.model, args.port, host=args.host, threads=args.thread,
-                       options=engine_options(args), max_body_size=args.max_body_size,
-                       http=args.http)
+                       options=options, max_body_size=args.max_body_size, http=args.http)
     except (EngineError, ModelNotFound, PortInUse, WorkerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -27,10 +27,11 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def model_root(tmp_path_factory) -> Path:
-    """A folder holding ocr_det_model/, ocr_rec_model/, ocr_cls_model/ and their client folders."""
+    """A folder holding ocr_det_model/, ocr_rec_model/, ocr_cls_model/ and their client folders,
+    of PP-OCRv4 mobile: the family both engines run (tests/test_families.py runs the others)."""
     root = tmp_path_factory.mktemp("models")
     for name in ("ocr_det", "ocr_rec", "ocr_cls"):
-        package.get_model(name, root)
+        package.get_model(name, root, "PP-OCRv4_mobile")
     return root
 
 

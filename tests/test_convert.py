@@ -17,7 +17,7 @@ from tests.helpers.paths import ROOT
 
 
 def det_source() -> Path:
-    return package.source_root() / package.MODELS["ocr_det"][0]
+    return package.source_folder("ocr_det")
 
 
 def test_legacy_model_converts_with_names_read_from_the_model(tmp_path):
@@ -134,5 +134,5 @@ def test_cli_not_a_model_is_one_line_exit_2(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
-    assert "no Paddle inference model" in proc.stderr and "Traceback" not in proc.stderr
+    assert "no inference model" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "serving_server").exists()

@@ -18,7 +18,7 @@ from pdserving.net import free_port
 from pdserving.modelconf import CLIENT_CONF, SERVER_CONF, GeneralModelConfig, load_config
 from pdserving.ops.ctc import best_path
 from pdserving.ops.resize import rec_batches
-from pdserving.engine.model_folder import ModelFolder
+from pdserving.engine.model_folder import DICT_NAME, ModelFolder
 from pdserving.services import build_handler, remote_handler
 from tests.helpers.paths import ROOT, SAMPLES
 
@@ -52,7 +52,7 @@ def test_configs_name_the_models_variables(model_root, name):
 
 
 def test_dictionary_beside_rec_model_matches_class_count(model_root):
-    lines = (model_root / "ocr_rec_model" / package.DICT_NAME).read_text("utf-8").splitlines()
+    lines = (model_root / "ocr_rec_model" / DICT_NAME).read_text("utf-8").splitlines()
     assert len(lines) == 6623
     classes = load_config(model_root / "ocr_rec_model").fetch_var[1].shape[-1]
     assert classes == len(lines) + 2  # CTC blank + appended space
@@ -61,7 +61,7 @@ def test_dictionary_beside_rec_model_matches_class_count(model_root):
 def test_get_model_is_idempotent(model_root):
     server = model_root / "ocr_det_model"
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in server.iterdir()}
-    assert package.get_model("ocr_det", model_root) == server
+    assert package.get_model("ocr_det", model_root, "PP-OCRv4_mobile") == server
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in server.iterdir()}
     assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in before.items()}
     # The model files are not rewritten: a running server may be reading them.
@@ -86,7 +86,9 @@ def test_ensure_model(model_root, tmp_path):
 def test_list_model(capsys):
     assert package.main(["--list_model"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["ocr_det", "ocr_rec", "ocr_cls"]
+    assert [line.split()[0] for line in lines[:3]] == ["ocr_det", "ocr_rec", "ocr_cls"]
+    assert lines[3] == ("families (--family): PP-OCRv4_mobile, PP-OCRv6_tiny, PP-OCRv6_small; "
+                        "default PP-OCRv6_small")
     assert all(len(line.split(None, 1)) == 2 for line in lines)  # each with a description
 
 
@@ -96,7 +98,7 @@ def test_cli_get_model_writes_into_current_folder(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "ocr_rec_model" / package.DICT_NAME).is_file()
+    assert (tmp_path / "ocr_rec_model" / DICT_NAME).is_file()
     assert (tmp_path / "ocr_rec_client" / CLIENT_CONF).is_file()
 
 
@@ -160,15 +162,16 @@ def test_rec_best_path_is_the_softmax_best_class_and_probability(model_root, lin
 def test_a_softmax_only_rec_model_reads_the_same(model_root, tmp_path, line_batch):
     """A rec model converted as it is (softmax only) decodes on the host to the same text."""
     plain = tmp_path / "ocr_rec_model"
-    inference_model_to_serving(package.source_root() / package.MODELS["ocr_rec"][0], plain,
+    inference_model_to_serving(package.source_folder("ocr_rec"), plain,
                                tmp_path / "ocr_rec_client")
-    shutil.copy(model_root / "ocr_rec_model" / package.DICT_NAME, plain)
+    shutil.copy(model_root / "ocr_rec_model" / DICT_NAME, plain)
     assert ModelFolder.read(plain).best_path_classes is None
     assert ModelFolder.read(model_root / "ocr_rec_model").best_path_classes == 6625
     sign = cv2.imread(str(SAMPLES / "sign_exit.jpg"))
     texts = {}
     for folder in (plain, model_root / "ocr_rec_model"):
-        handler = build_handler("rec", {"rec": PaddleEngine(folder)}, ModelFolder.read(folder))
+        handler = build_handler("rec", {"rec": PaddleEngine(folder)},
+                                {"rec": ModelFolder.read(folder)})
         texts[folder] = handler([sign], ["res", "rec_scores"])
     assert texts[plain] == texts[model_root / "ocr_rec_model"]
     assert texts[plain]["res"][0]
@@ -189,5 +192,6 @@ def test_a_rec_client_folder_older_than_its_model_still_reads(model_root, tmp_pa
         handler = remote_handler("rec", root, {"rec": [server.endpoint]})
         stale = handler([sign], ["res", "rec_scores"])
     rec = ModelFolder.read(model_root / "ocr_rec_model")
-    local = build_handler("rec", {"rec": PaddleEngine(rec)}, rec)([sign], ["res", "rec_scores"])
+    local = build_handler("rec", {"rec": PaddleEngine(rec)}, {"rec": rec})(
+        [sign], ["res", "rec_scores"])
     assert stale == local and stale["res"][0]

@@ -50,7 +50,7 @@ def test_port_in_use_is_one_line(model_root):
 
 def test_missing_and_non_model_folders_are_one_line(tmp_path):
     assert_one_line_error(run_serve("--model", str(tmp_path / "nope")), "not found")
-    assert_one_line_error(run_serve("--model", str(tmp_path)), "no Paddle inference model")
+    assert_one_line_error(run_serve("--model", str(tmp_path)), "no inference model")
 
 
 def test_openvino_on_a_gpu_is_one_line(model_root):

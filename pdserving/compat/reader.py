@@ -258,7 +258,7 @@ class OCRReader:
         if char_dict_path is None:
             char_dict_path = folder.dictionary if folder else None
             if not (char_dict_path and char_dict_path.is_file()):
-                char_dict_path = package.source_root() / package.DICT_SOURCE
+                char_dict_path = package.bundled_dictionary()
         self.char_dict_path = Path(char_dict_path)
         # A fetch map's rec outputs: under the 2020 names first, then the folder's own.
         real = [v.name for v in folder.fetches] if folder else [BEST_PATH]

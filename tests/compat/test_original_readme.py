@@ -39,7 +39,7 @@ LABELS: dict[str, list[str]] = json.loads((SAMPLES / "labels.json").read_text("u
 def write_2020_rec_tarball(path: Path) -> None:
     """``ch_rec_r34_vd_crnn_infer.tar`` as the 2020 README downloaded it: one folder holding
     ``model`` and ``params`` (here the bundled PP-OCRv4 rec inference model's files)."""
-    source = package.source_root() / package.MODELS["ocr_rec"][0]
+    source = package.source_folder("ocr_rec")
     with tarfile.open(path, "w") as tar:
         tar.add(source / "inference.pdmodel", "ch_rec_r34_vd_crnn/model")
         tar.add(source / "inference.pdiparams", "ch_rec_r34_vd_crnn/params")

@@ -26,7 +26,7 @@ from pdserving.pipeline import DetStep, OcrPipeline
 from tests.helpers.paths import SAMPLES
 
 LABELS = json.loads((SAMPLES / "labels.json").read_text(encoding="utf-8"))
-BUNDLED_DICT = package.source_root() / package.DICT_SOURCE
+BUNDLED_DICT = package.bundled_dictionary()
 DB_PARAMS = {"thresh": 0.3, "box_thresh": 0.5, "max_candidates": 1000, "unclip_ratio": 1.5,
              "min_size": 3}
 

@@ -75,7 +75,7 @@ def test_a_bad_input_is_an_error_and_the_worker_goes_on(pool):
 
 
 def test_a_folder_that_is_not_a_model_fails_at_start(tmp_path):
-    with pytest.raises(ModelNotFound, match="no Paddle inference model"):
+    with pytest.raises(ModelNotFound, match="no inference model"):
         WorkerPool({"det": tmp_path}, EngineOptions(), workers=1)
 
 
