@@ -98,7 +98,9 @@ def test_cli_get_model_writes_into_current_folder(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "ocr_rec_model" / DICT_NAME).is_file()
+    # The default family on the CPU install: PP-OCRv6 small, ONNX with its dictionary.
+    assert (tmp_path / "ocr_rec_model" / "inference.onnx").is_file()
+    assert (tmp_path / "ocr_rec_model" / "ppocrv6_dict.txt").is_file()
     assert (tmp_path / "ocr_rec_client" / CLIENT_CONF).is_file()
 
 

