@@ -71,7 +71,8 @@ def _set_aliases(variables: list[Var], aliases: Sequence[str] | str | None, what
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Convert a Paddle inference model (or an ONNX model) into Paddle Serving server/client folders.")
+        description="Convert a Paddle inference model (or an ONNX model) into Paddle Serving "
+                    "server/client folders.")
     parser.add_argument("--dirname", required=True, help="folder of the inference model")
     parser.add_argument("--model_filename", default=None, help="model file name in --dirname")
     parser.add_argument("--params_filename", default=None, help="params file name in --dirname")
