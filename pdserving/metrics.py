@@ -30,12 +30,22 @@ INFERENCE = Histogram("pdserving_model_inference_seconds", "Time of one model ca
                       ["model"], buckets=_BUCKETS)
 
 ENGINE = Info("pdserving_model_engine", "The engine that runs each model", ["model"])
+FAMILY = Info("pdserving_model_family",
+              "The model family and PaddleX model name each model's folder records", ["model"])
 
 
 def note_engines(engines: dict[str, str]) -> None:
     """Publish which engine runs each model (``openvino``, ``paddle``)."""
     for model, engine in engines.items():
         ENGINE.labels(model=model).info({"engine": engine})
+
+
+def note_families(folders) -> None:
+    """Publish the family and model name each model folder records (``ModelFolder``)."""
+    for model, folder in folders.items():
+        info = {"family": folder.settings.family or "unrecorded",
+                       "model_name": folder.settings.model_name or folder.name}
+        FAMILY.labels(model=model).info(info)
 
 
 def timed(model: Callable[..., T], name: str) -> Callable[..., T]:

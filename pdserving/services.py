@@ -219,6 +219,7 @@ def build_handler(kind: str, models: Mapping[str, Model], folders: Mapping[str, 
                   options: OcrOptions = OcrOptions()) -> _Handler:
     """The handler of service ``kind`` ("ocr", "det" or "rec") on ``models``."""
     steps = build_steps(models, folders, options)
+    metrics.note_families(folders)
     return KINDS[kind].handler(OcrPipeline(*steps, pipeline_options(folders, options)))
 
 

@@ -63,6 +63,14 @@ def test_metrics_name_the_engine_of_each_model(fast_ocr, fast_ocr_paddle, standa
     assert 'engine="openvino",model="rec"} 1.0' in engines(standard_ocr)  # its rec model server
 
 
+def test_metrics_name_the_family_of_each_model(fast_ocr, standard_ocr):
+    for service in (fast_ocr, standard_ocr):
+        text = httpx.get(service.base + "/metrics", timeout=10).text
+        for model in ("det", "rec"):
+            assert (f'pdserving_model_family_info{{family="PP-OCRv4_mobile",model="{model}",'
+                    f'model_name="PP-OCRv4_mobile_{model}"}} 1.0') in text
+
+
 def test_standard_and_fast_give_identical_json(fast_ocr, standard_ocr, samples):
     fetch = ["res", "dt_boxes", "rec_scores"]
     for name, (data, _) in samples.items():
