@@ -89,12 +89,20 @@ def test_use_cls_adds_a_cls_deployment():
 
 @pytest.mark.parametrize("bad, key", [({"kind": "nope"}, "kind"),
                                       ({"colour": "red"}, "colour"),
-                                      ({"threads": 0}, "threads")])
+                                      ({"threads": 0}, "threads"),
+                                      ({"family": "PP-OCRv9"}, "family")])
 def test_build_app_refuses_a_bad_argument_by_name(bad, key):
     with pytest.raises(ValidationError) as error:
         build_app(bad)
     assert [e["loc"] for e in error.value.errors()] == [(key,)]
     assert key in str(error.value)
+
+
+def test_the_family_argument_writes_that_familys_folders(tmp_path):
+    args = AppArgs(family="PP-OCRv6_tiny", model_root=str(tmp_path))
+    rec = args.folder("rec")
+    assert rec.settings.family == "PP-OCRv6_tiny" and rec.is_onnx
+    assert rec.best_path_classes == 6906
 
 
 # --- deploy/k8s/rayservice.yaml
