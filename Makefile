@@ -8,6 +8,8 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 REQ     ?= requirements.txt
 HOST    ?= 0.0.0.0
+PORT    ?= 9292
+DET_PORT ?= 9293
 UV_VERSION := 0.13.9
 UV      := $(VENV)/bin/uv
 
@@ -56,13 +58,13 @@ models: $(STAMP)
 # Standard mode: det model server on 9293, OCR web service on 9292 (rec on its own server from 12000).
 # On gpu both run on GPU 0.
 serve: models
-	$(VPY) -m pdserving.serve --model ocr_det_model --port 9293 $(if $(filter gpu,$(DEVICE)),--gpu_ids 0) & DET=$$!; \
+	$(VPY) -m pdserving.serve --model ocr_det_model --host $(HOST) --port $(DET_PORT) $(if $(filter gpu,$(DEVICE)),--gpu_ids 0) & DET=$$!; \
 	trap 'kill $$DET 2>/dev/null' EXIT INT TERM; \
-	$(VPY) ocr_web_server.py $(DEVICE) --host $(HOST)
+	$(VPY) ocr_web_server.py $(DEVICE) --host $(HOST) --port $(PORT) --det_endpoints 127.0.0.1:$(DET_PORT)
 
 # Fast mode: both models in-process.
 serve-fast: models
-	$(VPY) ocr_local_server.py $(DEVICE) --host $(HOST)
+	$(VPY) ocr_local_server.py $(DEVICE) --host $(HOST) --port $(PORT)
 
 # The OCR service on Ray Serve, on a local single-node Ray cluster (deploy/ray/serve_config.yaml,
 # HTTP on 9292); Ctrl-C stops the service and the cluster.
