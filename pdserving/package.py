@@ -90,7 +90,8 @@ def get_model(name: str, dest: str | os.PathLike = ".", family_name: str | None 
     ``default_family()``); returns the model folder."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; bundled models: {', '.join(MODELS)}")
-    fam = FAMILIES[CLS_FAMILY] if name == "ocr_cls" else family(family_name or default_family())
+    fam = family(family_name or default_family())  # a wrong name is refused for cls too
+    fam = FAMILIES[CLS_FAMILY] if name == "ocr_cls" else fam
     server, client = folders(name, dest)
     source = source_folder(name, fam.name)
     if FolderSettings.read(server).family not in (None, fam.name):
@@ -261,10 +262,11 @@ def ensure_model(model_dir: str | os.PathLike, family_name: str | None = None,
     path = Path(model_dir)
     name = path.name.removesuffix("_model")
     known = path.name.endswith("_model") and name in MODELS
+    if family_name is not None:
+        family(family_name)  # an unknown name fails here, whatever the folder holds
     if path.is_dir():
         if family_name is None or name == "ocr_cls":
             return path
-        family(family_name)  # an unknown name fails here, whatever the folder holds
         recorded = FolderSettings.read(path).family
         if recorded == family_name:
             return path

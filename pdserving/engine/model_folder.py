@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from pdserving import modelconf
-from pdserving.dtypes import ElemType, numpy_dtype
+from pdserving.dtypes import ElemType, numpy_dtype, type_name
 from pdserving.engine import EngineError, import_paddle
 from pdserving.modelconf import Var
 from pdserving.ops.ctc import load_dictionary
@@ -359,10 +359,11 @@ def _read_onnx(path: Path) -> tuple[list[Var], list[Var]]:
 
     feeds = [var(p) for p in model.inputs]
     fetches = [var(p) for p in model.outputs]
-    f = feeds[0].shape
-    if len(feeds) != 1 or len(f) != 3 or f[0] != 3 or feeds[0].type_code != ElemType.FP32:
-        raise BadFolder(f"{path}: inputs {[(v.name, [-1, *v.shape]) for v in feeds]}; the OCR "
-                        f"models take one float32 image batch [N, 3, H, W]")
+    f = feeds[0].shape if len(feeds) == 1 else []
+    if len(f) != 3 or f[0] != 3 or feeds[0].type_code != ElemType.FP32:
+        given = ", ".join(f"{v.name} {type_name(v.type_code)} {[-1, *v.shape]}" for v in feeds)
+        raise BadFolder(f"{path}: inputs ({given or 'none'}); the OCR models take one float32 "
+                        f"image batch [N, 3, H, W]")
     if f[1] > 0 and f[2] <= 0 and len(fetches) == 1 and len(fetches[0].shape) == 2:
         fetches.insert(0, Var(BEST_PATH, BEST_PATH, ElemType.FP32, [-1, 2]))
     return feeds, fetches
