@@ -3,10 +3,12 @@ on each engine (OpenVINO, Paddle) in the same run.
 
 Phases, in order: the engine floor in-process (section 1) for each engine, then per mode (fast,
 standard) and per engine in turn one service started from cold (section 4), swept over
-concurrency 1, 2, 4, 8 (section 2), then left running for the memory run (section 3). The
-report, with the engines compared and the issue's targets as ratios, goes to
-``bench/RESULTS.md`` with the plot ``throughput.png`` beside it; a ``## Notes`` section already
-in that file is kept.
+concurrency 1, 2, 4, 8 (section 2), then left running for the memory run (section 3). These
+run PP-OCRv4 mobile, the family both engines run. Then the model families (``bench.families``)
+on OpenVINO: their accuracy in-process, their services at concurrency 1 and 4, the rec best path.
+The report, with the engines compared and the issue's targets as ratios, goes to
+``bench/RESULTS.md`` with the plots ``throughput.png`` and ``families.png`` beside it; a
+``## Notes`` section already in that file is kept.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import data, floor, plot
+from bench import data, families, floor, plot
 from bench.load import (LoadResult, Service, exit_on_sigterm, first_and_steady, run_level,
                         run_load, service_settings)
 from bench.report import (GiB, MiB, STARTED, Target, code_version, errors, heading, kept_notes,
                           log, machine, mib, ms, table, target, target_rows)
 from pdserving.engine import ENGINES, EngineOptions
+from pdserving.families import FAMILIES
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = (1, 2, 4, 8)
@@ -47,12 +50,13 @@ class Plan:
     memory_requests: int = 2000
     memory_mark: int = 100      # memory is read after this many requests and at the end
     size_variants: int = 50
+    best_path_calls: int = 25   # timed calls of the rec model, with and without the best path
 
 
 FULL = Plan()
 QUICK = Plan(sample_limit=1, page_sizes=tuple(data.QUICK_PAGE_SIZES), floor_runs=2,
              steady_repeats=1, warmup_passes=0, sweep_passes=0, memory_requests=8,
-             memory_mark=4, size_variants=4)
+             memory_mark=4, size_variants=4, best_path_calls=3)
 
 
 @dataclass
@@ -83,6 +87,7 @@ class Measured:
     profiles: dict[str, list[floor.ImageProfile]] = field(default_factory=dict)
     floors: dict[str, list[floor.Floor]] = field(default_factory=dict)
     results: Results = field(default_factory=dict)
+    families: families.Measured = field(default_factory=families.Measured)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -92,8 +97,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--modes", default="fast,standard", help="comma separated: fast,standard")
     p.add_argument("--engines", default=",".join(ENGINES),
                    help=f"comma separated: {','.join(ENGINES)} (each mode runs on each)")
-    p.add_argument("--model_root", type=Path, default=HERE.parent,
-                   help="folder with ocr_det_model/ and ocr_rec_model/ (make models)")
+    p.add_argument("--model_root", type=Path, default=None,
+                   help="folder with PP-OCRv4 mobile's ocr_det_model/ and ocr_rec_model/ for "
+                        "the engine sections (default: written under --data)")
+    p.add_argument("--families", default=None,
+                   help=f"comma separated, measured on openvino: {','.join(FAMILIES)} (default: "
+                        f"all; with --quick {families.TINY}); empty: none")
     p.add_argument("--data", type=Path, default=HERE / "data", help="where generated images go")
     p.add_argument("--floor-threads", default="",
                    help="more math-thread settings for the floor, comma separated (1 and "
@@ -106,6 +115,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.modes = listed(p, "mode", args.modes, ("fast", "standard"))
     args.engines = listed(p, "engine", args.engines, ENGINES)
     args.floor_threads = [int(t) for t in args.floor_threads.split(",") if t]
+    default = families.TINY if args.quick else ",".join(FAMILIES)
+    args.families = listed(p, "family", default if args.families is None else args.families,
+                           FAMILIES)
     return args
 
 
@@ -144,13 +156,7 @@ def run_mode(mode: str, engine: str, args, plan: Plan, bodies: list[bytes],
         r.first, r.steady = first_and_steady(service.url, bodies[0], plan.steady_repeats)
         log(f"{name}: ready in {r.ready_s:.1f} s, first request {r.first * 1e3:.0f} ms, "
             f"steady {r.steady * 1e3:.0f} ms")
-        for _ in range(plan.warmup_passes):
-            run_load(service.url, bodies, 2, len(bodies))
-        for c in CONCURRENCY:
-            total = max(c, plan.sweep_passes * len(bodies))
-            res = r.sweep[c] = run_level(service.url, bodies, c, total, service.rss)
-            log(f"{name} c={c}: {res.throughput:.2f} img/s, p50 {res.percentile(50) * 1e3:.0f} "
-                f"ms, p99 {res.percentile(99) * 1e3:.0f} ms, errors {errors(res.errors)}")
+        r.sweep = sweep(service, name, plan, bodies, CONCURRENCY)
         if args.skip_memory:
             r.memory_note = "skipped (--skip-memory)"
         elif (reason := memory_does_not_fit(r, fast, args.budget)):
@@ -168,6 +174,57 @@ def run_mode(mode: str, engine: str, args, plan: Plan, bodies: list[bytes],
                 f"in {r.memory_s:.0f} s")
         r.peak_rss = service.rss.peak()
     return r
+
+
+def sweep(service: Service, name: str, plan: Plan, bodies: list[bytes],
+          levels) -> dict[int, LoadResult]:
+    """The warm-up pass(es), then each concurrency level of ``levels`` on a started service."""
+    for _ in range(plan.warmup_passes):
+        run_load(service.url, bodies, 2, len(bodies))
+    results = {}
+    for c in levels:
+        total = max(c, plan.sweep_passes * len(bodies))
+        res = results[c] = run_level(service.url, bodies, c, total, service.rss)
+        log(f"{name} c={c}: {res.throughput:.2f} img/s, p50 {res.percentile(50) * 1e3:.0f} "
+            f"ms, p99 {res.percentile(99) * 1e3:.0f} ms, errors {errors(res.errors)}")
+    return results
+
+
+def run_family(family: str, mode: str, root: Path, plan: Plan,
+               bodies: list[bytes]) -> ModeResult:
+    """One family's service in one mode on OpenVINO, from cold: the family levels only, no
+    memory run (its peak memory is that of the levels' sampled passes)."""
+    r = ModeResult(mode, families.ENGINE)
+    with Service(mode, families.ENGINE, root) as service:
+        r.ready_s, r.det_ready_s = service.start(), service.det_ready_s
+        log(f"{family} {mode}: ready in {r.ready_s:.1f} s")
+        r.sweep = sweep(service, f"{family} {mode}", plan, bodies, families.LEVELS)
+        r.peak_rss = service.rss.peak()
+    return r
+
+
+def family_phase(args, plan: Plan, measured: Measured, roots: dict[str, Path],
+                 sets: dict[str, list[data.BenchImage]], bodies: list[bytes]) -> None:
+    """The model families: accuracy in-process, then each family's services (a family whose
+    services the engine sections just measured on OpenVINO is not run again), then the rec
+    best path."""
+    fm = measured.families
+    fm.labels = {name: data.load_labels(folder) for name, folder in families.SETS.items()}
+    fm.reference = families.load_reference()
+    for family in args.families:
+        wanted = {s: ims for s, ims in sets.items()
+                  if s in fm.labels or family in fm.reference}  # pages: only to compare
+        fm.read[family] = families.read_sets(family, roots[family], wanted)
+    for family in args.families:
+        for mode in args.modes:
+            done = measured.results.get((families.ENGINE, mode))
+            if done and roots[family] == args.model_root:
+                fm.results[family, mode] = done
+            else:
+                fm.results[family, mode] = run_family(family, mode, roots[family], plan, bodies)
+    threads = service_settings(families.ENGINE).threads
+    fm.best_path = families.best_path_times(
+        families.write_root(families.SMALL, args.data), threads, plan.best_path_calls)
 
 
 def memory_does_not_fit(r: ModeResult, fast: ModeResult | None, budget: float) -> str:
@@ -482,12 +539,15 @@ def render(args, plan: Plan, info: dict, images: tuple, measured: Measured,
                 "The targets of issue 4, each computed for each engine on its own (its floor, "
                 "its services).", ""]
         out += table(["engine", "target", "measured", "limit", "result"], rows)
+    if measured.families.read or measured.families.results:
+        out += families.section(measured.families, plan.sample_limit)
     return "\n".join(out).rstrip() + "\n" + (f"\n{notes}" if notes else "")
 
 
 def log_targets(measured: Measured, plan: Plan) -> None:
     rows = [("", t) for t in engines_compared(measured.results, plan)]
     rows += [(f"{e}: ", t) for e, ts in targets_by_engine(measured).items() for t in ts]
+    rows += [("", t) for t in families.targets(measured.families)]
     for prefix, (what, v, limit, ok) in rows:
         log(f"  {'pass' if ok else 'FAIL'}  {prefix}{what}: {v:.3g} ({limit})")
 
@@ -507,6 +567,13 @@ def main(argv: list[str] | None = None) -> int:
     bodies = [data.request_body(im) for im in images]
     variant_bodies = [data.request_body(im) for im in variants]
     code = code_version()
+    # The engine sections run PP-OCRv4 mobile (only it runs on both engines); each family gets
+    # folders of its own under --data.
+    roots = {f: families.write_root(f, args.data) for f in args.families}
+    if args.model_root is None:
+        args.model_root = roots.get(families.V4) or families.write_root(families.V4, args.data)
+    elif families.root_family(args.model_root) in roots:
+        roots[families.root_family(args.model_root)] = args.model_root
     measured = Measured({e: service_settings(e) for e in args.engines})
     log(f"{len(samples)} samples + {len(generated)} generated images; services' engines: "
         f"{engine_setup(measured.settings)}")
@@ -522,6 +589,10 @@ def main(argv: list[str] | None = None) -> int:
             measured.results[engine, mode] = run_mode(
                 mode, engine, args, plan, bodies, variant_bodies,
                 measured.results.get((engine, "fast")))
+    if args.families:
+        family_phase(args, plan, measured, roots,
+                     {"samples": samples, **families.load_sets(plan.sample_limit),
+                      "pages": generated}, bodies)
 
     if (now := code_version()) != code:
         code += f", then {now} by the end of the run: figures from mixed code"
@@ -529,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if measured.results:
         plot.throughput(measured.results.values(), args.out.parent / PLOT_NAME)
+    if measured.families.results:
+        plot.families(measured.families.results, families.LEVELS[-1],
+                      args.out.parent / families.PLOT_NAME)
     report = render(args, plan, {**machine(), "code": code}, (samples, generated, variants),
                     measured, labels, time.monotonic() - STARTED, kept_notes(args.out))
     args.out.write_text(report, encoding="utf-8")

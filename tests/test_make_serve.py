@@ -4,17 +4,11 @@ model servers."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-
 import httpx
-import psutil
 import pytest
 
 from pdserving.net import free_port, wait_until
-from tests.helpers.paths import ROOT
-from tests.helpers.servers import body, predict_url
+from tests.helpers.servers import body, ctrl_c, make_target, predict_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -29,12 +23,8 @@ def ready(base: str) -> bool:
 def test_make_serve_serves_pp_ocrv6_small(samples, tmp_path):
     port, det_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k != "FAMILY"}
-    with open(tmp_path / "out.log", "wb") as log:
-        make = subprocess.Popen(["make", "-s", "serve", "HOST=127.0.0.1", f"PORT={port}",
-                                 f"DET_PORT={det_port}"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with make_target("serve", "HOST=127.0.0.1", f"PORT={port}", f"DET_PORT={det_port}",
+                     log_path=tmp_path / "out.log") as make:
         wait_until(lambda: ready(base) or make.poll() is not None, 180, "make serve ready")
         assert make.poll() is None, (tmp_path / "out.log").read_text(errors="replace")[-3000:]
         metrics = httpx.get(base + "/metrics", timeout=10).text
@@ -44,12 +34,5 @@ def test_make_serve_serves_pp_ocrv6_small(samples, tmp_path):
         for name, (data, lines) in samples.items():
             r = httpx.post(predict_url(base), json=body(data), timeout=60)
             assert r.status_code == 200 and r.json()["result"]["res"] == lines, name
-        started = psutil.Process(make.pid).children(recursive=True)
-        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C in the terminal
-        make.wait(60)
-        _, alive = psutil.wait_procs(started, timeout=30)
+        alive = ctrl_c(make)
         assert not alive, [p.info for p in alive]
-    finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGKILL)
-            make.wait(10)

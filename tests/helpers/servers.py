@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +23,7 @@ import threading
 from typing import Iterator
 
 import httpx
+import psutil
 import uvicorn
 
 from pdserving.launcher import ServerProcess, terminate
@@ -174,3 +177,29 @@ class ScriptServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def make_target(target: str, *variables: str, log_path) -> Iterator[subprocess.Popen]:
+    """``make -s target VARIABLES...`` from the checkout in a process group of its own, as a
+    user runs it in a terminal; killed at the end if still running."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k != "FAMILY"}
+    with open(log_path, "wb") as log:
+        make = subprocess.Popen(["make", "-s", target, *variables], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield make
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait(10)
+
+
+def ctrl_c(make: subprocess.Popen) -> list:
+    """Ctrl-C in ``make``'s terminal (SIGINT to its group); the processes it had started that
+    are still alive 30 s after it exited."""
+    started = psutil.Process(make.pid).children(recursive=True)
+    os.killpg(make.pid, signal.SIGINT)
+    make.wait(60)
+    _, alive = psutil.wait_procs(started, timeout=30)
+    return alive

