@@ -83,7 +83,8 @@ FAST_MARKS := not (browser or ray or packaging or netns or gpu_build or e2e or b
 test-fast: $(STAMP)
 	$(VPY) -m pytest -n auto -m "$(FAST_MARKS)" --ignore=tests/ray
 
-bench: models
+# The bench writes its own model folders, one per family (bench/data/models/).
+bench: $(STAMP)
 	$(VPY) -m bench.run
 
 # Regenerate the gRPC/protobuf modules from pdserving/proto/*.proto (output is committed).
