@@ -14,10 +14,10 @@ from pathlib import Path
 from pdserving import malloc, metrics
 from pdserving.engine import (ENGINES, EngineError, EngineOptions, add_engine_flags,
                               check_options, options_from_flags, parse_gpu_ids)
-from pdserving.engine.process_pool import WorkerError
-from pdserving.families import add_family_flag
 from pdserving.engine.load import check_formats
 from pdserving.engine.model_folder import ModelFolder
+from pdserving.engine.process_pool import WorkerError
+from pdserving.families import add_family_flag
 from pdserving.launcher import start_model_server
 from pdserving.net import PortInUse
 from pdserving.package import ensure_model, pipeline_folders

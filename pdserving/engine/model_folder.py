@@ -372,4 +372,3 @@ def _read_onnx(path: Path) -> tuple[list[Var], list[Var]]:
 _OV_TYPES = {"f32": ElemType.FP32, "i64": ElemType.INT64, "i32": ElemType.INT32,
              "f64": ElemType.FP64, "f16": ElemType.FP16, "u8": ElemType.UINT8,
              "i8": ElemType.INT8, "boolean": ElemType.BOOL}
-

@@ -2,9 +2,9 @@
 
 OpenVINO's Paddle frontend reads the very ``inference.pdmodel`` + ``.pdiparams`` that Paddle
 Inference runs (no conversion step) and runs them about twice as fast on this kind of CPU; its
-ONNX frontend reads the PP-OCRv6 families' ``inference.onnx``. It
-releases the GIL while it infers, so one process serves concurrent calls on several cores: the
-compiled model has ``instances`` streams, and each call borrows one of as many infer requests.
+ONNX frontend reads the PP-OCRv6 families' ``inference.onnx``. It releases the GIL while it
+infers, so one process serves concurrent calls on several cores: the compiled model has
+``instances`` streams, and each call borrows one of as many infer requests.
 """
 
 from __future__ import annotations
