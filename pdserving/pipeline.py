@@ -133,9 +133,10 @@ class OcrPipeline:
         """The text boxes of ``img`` in reading order, tl,tr,br,bl, in its pixels."""
         d = self.options.det
         resized, ratios = resize.det_resize(img, d.limit_side_len, limit_type=d.limit_type,
-                                            max_side=d.max_side_limit)
+                                            max_side=d.max_side_limit, rounding=d.rounding)
         boxes = self.det(resized, ratios, img.shape[:2])
-        return db.sort_boxes(db.filter_boxes(boxes, img.shape[:2]))
+        return db.sort_boxes(db.filter_boxes(boxes, img.shape[:2], d.min_box_side,
+                                             d.min_box_side))
 
     def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         """(text, score) of each line image, in order."""

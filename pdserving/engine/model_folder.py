@@ -84,6 +84,8 @@ class FolderSettings:
                 det = DetSettings(**{**resize, **db})
                 if det.limit_type not in ("max", "min"):
                     raise ValueError(f"limit_type {det.limit_type!r} is not max or min")
+                if det.rounding not in ("down", "nearest"):
+                    raise ValueError(f"rounding {det.rounding!r} is not down or nearest")
             shape = ops.get("RecResizeImg", {}).get("image_shape")
             chars = post.get("character_dict")
             return cls(glob.get("family"), glob.get("model_name"), det,

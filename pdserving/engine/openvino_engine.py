@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -75,23 +76,31 @@ class OpenVINOEngine(Engine):
             # OpenVINO's 5000: 138 ms, 1.0 -> 1.4 GB and still growing.
             "CPU_RUNTIME_CACHE_CAPACITY": 2000,
         }
+        self.folder = folder
+        self.options = options
+        self._config = config
+        # A rec model whose folder fetches BEST_PATH runs with the best path as its only
+        # output; the whole graph (the softmax too) is compiled if a caller fetches another
+        # output (``_whole_requests``). Not writing the (N, T, classes) softmax out cut PP-OCRv6
+        # small's rec batch by about 5% (bench/RESULTS.md, "Model families").
+        self._whole: queue.SimpleQueue | None = None
+        self._whole_lock = threading.Lock()
         try:
-            model = ov.read_model(*(str(f) for f in (folder.model_file, folder.params_file) if f))
-            if BEST_PATH in (v.name for v in folder.fetches) and BEST_PATH not in model.outputs[
-                    0].get_names():
-                model = with_best_path(model)
+            model = self._read()
+            names = [p.get_any_name() for p in model.outputs]
+            if BEST_PATH in (v.name for v in folder.fetches) and len(names) > 1:
+                model = ov_model(model.get_results()[:1], model)
             compiled = ov.compile_model(model, "CPU", config)
         except Exception as e:  # any frontend or plugin failure: the caller falls back
             raise ModelUnreadable(f"OpenVINO cannot run it: {_reason(e)}") from None
-        self.folder = folder
-        self.options = options
         # Static dims by input (-1 = dynamic): OpenVINO answers an input that does not fit with
         # an empty output instead of an error, so calls are checked here.
         self._dims = {p.get_any_name(): [d.get_length() if d.is_static else -1
                                          for d in p.get_partial_shape()]
                       for p in compiled.inputs}
         self.input_names = list(self._dims)
-        self.output_names = [p.get_any_name() for p in compiled.outputs]
+        self.output_names = names
+        self._compiled_names = {n for p in compiled.outputs for n in p.get_names()}
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         if warmup and folder.rec_height:
             warmup = [*warmup, *folder.shape_extremes()]
@@ -105,12 +114,35 @@ class OpenVINOEngine(Engine):
             fetch: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Run one batch: feeds by input name; returns the fetched outputs (all by default)."""
         self._check(feeds)
-        request = self._free.get()
+        fetch = list(fetch or self.output_names)
+        free = self._free if self._compiled_names.issuperset(fetch) else self._whole_requests()
+        request = free.get()
         try:
             request.infer({n: np.ascontiguousarray(v) for n, v in feeds.items()})
-            return {n: request.get_tensor(n).data.copy() for n in (fetch or self.output_names)}
+            return {n: request.get_tensor(n).data.copy() for n in fetch}
         finally:
-            self._free.put(request)
+            free.put(request)
+
+    def _read(self):
+        """The folder's model, with BEST_PATH first if the folder fetches it and the graph
+        lacks it (ONNX rec models)."""
+        model = core().read_model(*(str(f) for f in (self.folder.model_file,
+                                                      self.folder.params_file) if f))
+        if BEST_PATH in (v.name for v in self.folder.fetches) and BEST_PATH not in {
+                n for p in model.outputs for n in p.get_names()}:
+            model = with_best_path(model)
+        return model
+
+    def _whole_requests(self) -> queue.SimpleQueue:
+        """Infer requests of the whole graph with the best path, compiled on first use."""
+        with self._whole_lock:
+            if self._whole is None:
+                compiled = core().compile_model(self._read(), "CPU", self._config)
+                free: queue.SimpleQueue = queue.SimpleQueue()
+                for _ in range(self.options.instances):
+                    free.put(compiled.create_infer_request())
+                self._whole = free
+            return self._whole
 
     def _check(self, feeds: dict[str, np.ndarray]) -> None:
         if set(feeds) != set(self._dims):
@@ -122,12 +154,17 @@ class OpenVINOEngine(Engine):
                                  f"[{', '.join('?' if d < 0 else str(d) for d in dims)}]")
 
 
+def ov_model(results, like):
+    """An ``openvino.Model`` of ``results``, with the inputs and name of model ``like``."""
+    import openvino as ov
+    return ov.Model(list(results), like.get_parameters(), like.get_friendly_name())
+
+
 def with_best_path(model):
     """``model`` with ``BEST_PATH`` (N, T, 2) as its first output: each time step's best class
     and its probability, computed from the class probabilities (its output, kept second) in the
     graph. The services fetch only it: 2 floats per step leave the engine instead of thousands
     (docs/design.md §3.8)."""
-    import openvino as ov
     from openvino import opset13 as ops
 
     probs = model.get_results()[0].input_value(0)  # what the first output gives
@@ -135,8 +172,7 @@ def with_best_path(model):
                    index_element_type="i64")
     best = ops.concat([ops.convert(top.output(1), "f32"), top.output(0)], axis=-1)
     best.output(0).set_names({BEST_PATH})
-    return ov.Model([ops.result(best), *model.get_results()], model.get_parameters(),
-                    model.get_friendly_name())
+    return ov_model([ops.result(best), *model.get_results()], model)
 
 
 def _reason(e: Exception) -> str:

@@ -15,16 +15,22 @@ class DetSettings:
     """DB det settings a folder records (``PreProcess.DetResizeForTest`` and ``PostProcess``).
 
     ``limit_type`` "max" caps the long side at ``limit_side_len`` (the 2020 kit's rule), "min"
-    raises the short side to it; ``max_side_limit`` caps the long side in both.
+    raises the short side to it; ``max_side_limit`` caps the long side in both. ``rounding``
+    brings each side to a multiple of 32: "down" as the 2020 kit (``resize.det_resize``),
+    "nearest" as PaddleOCR 3. Boxes with a side of ``min_box_side`` px or less (in the image) are
+    dropped: 10 in the 2020 kit, 3 in PaddleOCR 3, whose rule reads text lines under 10 px high.
+    The defaults, also for what a folder leaves unsaid, are the 2020 kit's.
     """
 
     limit_side_len: int = 960
     limit_type: str = "max"
     max_side_limit: int = 4000
+    rounding: str = "down"
     thresh: float = 0.3
     box_thresh: float = 0.5
     unclip_ratio: float = 1.5
     max_candidates: int = 1000
+    min_box_side: int = 10
 
 
 def order_points(pts: np.ndarray) -> np.ndarray:

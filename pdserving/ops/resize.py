@@ -13,8 +13,11 @@ DET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 DET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def _round_side(side: int, stride: int) -> int:
-    """The original's rounding: keep multiples, else one stride below the floor (never < stride)."""
+def _round_side(side: int, stride: int, rounding: str = "down") -> int:
+    """The original's rounding ("down"): keep multiples, else one stride below the floor; or
+    PaddleOCR 3's ("nearest"). Never below ``stride``."""
+    if rounding == "nearest":
+        return max(round(side / stride) * stride, stride)
     if side % stride == 0:
         return side
     if side // stride <= 1:
@@ -23,11 +26,13 @@ def _round_side(side: int, stride: int) -> int:
 
 
 def det_resize(img: np.ndarray, limit: int = 960, stride: int = 32, limit_type: str = "max",
-               max_side: int = 4000) -> tuple[np.ndarray, tuple[float, float]]:
+               max_side: int = 4000, rounding: str = "down"
+               ) -> tuple[np.ndarray, tuple[float, float]]:
     """ResizeByFactor(stride, limit): the det input size; ratios map boxes back to the original.
 
     ``limit_type`` "max" (the 2020 rule) shrinks the long side to ``limit``; "min" (PaddleOCR
-    3's) enlarges the short side to it, with the long side then at most ``max_side``.
+    3's) enlarges the short side to it, with the long side then at most ``max_side``; sides
+    are then rounded to multiples of ``stride`` (``rounding``: "down" or "nearest").
     """
     h, w = img.shape[:2]
     ratio = 1.0
@@ -38,8 +43,8 @@ def det_resize(img: np.ndarray, limit: int = 960, stride: int = 32, limit_type: 
             ratio = max_side / max(h, w)
     elif max(h, w) > limit:
         ratio = limit / h if h > w else limit / w
-    rh = _round_side(int(h * ratio), stride)
-    rw = _round_side(int(w * ratio), stride)
+    rh = _round_side(int(h * ratio), stride, rounding)
+    rw = _round_side(int(w * ratio), stride, rounding)
     resized = cv2.resize(img, (rw, rh), interpolation=cv2.INTER_LINEAR)
     return resized, (rh / h, rw / w)
 

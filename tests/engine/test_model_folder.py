@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from pdserving import package
-from pdserving.engine.model_folder import BEST_PATH, ModelFolder, ModelNotFound
+from pdserving.engine.model_folder import (BEST_PATH, SETTINGS_FILE, BadFolder, FolderSettings,
+                                         ModelFolder, ModelNotFound)
+from pdserving.ops.db import DetSettings
 from pdserving.modelconf import SERVER_CONF, build_config, load_config, write_config
 
 
@@ -66,3 +68,36 @@ def test_not_a_model_folder(tmp_path):
         ModelFolder.read(tmp_path / "missing")
     with pytest.raises(ModelNotFound, match="no inference model"):
         ModelFolder.read(tmp_path)
+
+
+def _settings(folder, resize, post):
+    import yaml
+    folder.mkdir(exist_ok=True)
+    (folder / SETTINGS_FILE).write_text(yaml.safe_dump({
+        "PreProcess": {"transform_ops": [{"DetResizeForTest": resize}]},
+        "PostProcess": {"name": "DBPostProcess", **post}}))
+    return FolderSettings.read(folder)
+
+
+def test_det_settings_are_read_and_unsaid_ones_are_the_2020_kits(tmp_path):
+    det = _settings(tmp_path, {"limit_side_len": 736, "limit_type": "min", "rounding": "nearest"},
+                    {"thresh": 0.2, "min_box_side": 3, "use_dilation": False}).det
+    assert det == DetSettings(limit_side_len=736, limit_type="min", rounding="nearest",
+                              thresh=0.2, min_box_side=3)
+    assert _settings(tmp_path, {}, {}).det == DetSettings()
+
+
+@pytest.mark.parametrize("resize, error", [
+    ({"limit_type": "resize_long"}, "limit_type 'resize_long' is not max or min"),
+    ({"rounding": "up"}, "rounding 'up' is not down or nearest"),
+])
+def test_bad_det_settings_are_one_line_errors(tmp_path, resize, error):
+    with pytest.raises(BadFolder, match=f"unreadable settings \\({error}\\)$"):
+        _settings(tmp_path, resize, {})
+
+
+def test_a_settings_file_that_is_not_yaml_is_a_one_line_error(tmp_path):
+    (tmp_path / SETTINGS_FILE).write_text("Global: [unclosed\n")
+    with pytest.raises(BadFolder, match=r"inference\.yml: unreadable settings \(") as e:
+        FolderSettings.read(tmp_path)
+    assert "\n" not in str(e.value)

@@ -93,6 +93,12 @@ def test_filter_boxes_orders_clips_and_drops_thin():
     assert kept[2, 1, 0] == 21
 
 
+def test_filter_boxes_at_paddleocr3s_3_px_keeps_short_lines():
+    boxes = np.stack([_rect(10, 10, 50, 4), _rect(10, 30, 50, 3), _rect(10, 50, 3, 20)])
+    assert filter_boxes(boxes, (100, 200), 10, 10).shape == (0, 4, 2)
+    assert filter_boxes(boxes, (100, 200), 3, 3).tolist() == [_rect(10, 10, 50, 4).tolist()]
+
+
 def test_filter_boxes_clip_to_last_pixel():
     [box] = filter_boxes(_rect(150, 80, 60, 30)[None], (100, 200))
     assert box[:, 0].max() == 199 and box[:, 1].max() == 99

@@ -23,6 +23,21 @@ def test_det_resize_by_factor(src, dst):
     assert ratio_w == pytest.approx(dst[1] / src[1])
 
 
+@pytest.mark.parametrize("src, rounding, dst", [
+    ((320, 240), "nearest", (992, 736)),    # PaddleOCR 3: short side up to 736, 981 -> 992
+    ((320, 240), "down", (928, 736)),       # the 2020 rounding: 981 -> 928
+    ((4000, 1000), "nearest", (4000, 992)),  # short side past the limit: only rounded
+    ((3000, 100), "nearest", (4000, 128)),  # 22080 px long: capped at max_side, 133 -> 128
+    ((3000, 100), "down", (4000, 96)),
+])
+def test_det_resize_min_rule_raises_the_short_side(src, rounding, dst):
+    img = np.zeros(src + (3,), dtype=np.uint8)
+    resized, (ratio_h, ratio_w) = det_resize(img, 736, limit_type="min", max_side=4000,
+                                             rounding=rounding)
+    assert resized.shape == dst + (3,)
+    assert (ratio_h, ratio_w) == pytest.approx((dst[0] / src[0], dst[1] / src[1]))
+
+
 def test_det_normalize_keeps_bgr_order():
     img = np.zeros((2, 3, 3), dtype=np.uint8)
     img[..., 0] = 255                       # blue channel full
