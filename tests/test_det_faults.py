@@ -34,18 +34,27 @@ def standard_pair(model_root, det_pair):
 
 
 def test_one_of_two_det_servers_killed_under_load(standard_pair, det_pair, samples):
+    """Requests go on through the live det server. At most the 4 requests running when det
+    server 0 dies (the pool runs 4 at once) may fail, each with a JSON 503 naming the det
+    servers; all sent once it is dead get their answer. (The RPC client retries calls in flight
+    on a dead server, so none fails as a rule: tests/rpc/test_client.py holds it to that.)"""
     data, expected = samples["sign_shop.jpg"]
-    statuses = []
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(standard_pair.post, [data]) for _ in range(8)]
-        det_pair[0].kill()
-        futures += [pool.submit(standard_pair.post, [data]) for _ in range(16)]
-        for f in futures:
-            r = f.result()
-            statuses.append(r.status_code)
-            assert r.status_code == 200, r.text
+        # The service's det channel is new: it connects to both servers under this load.
+        before = [pool.submit(standard_pair.post, [data]) for _ in range(8)]
+        det_pair[0].kill()  # returns once the process is gone
+        after = [pool.submit(standard_pair.post, [data]) for _ in range(16)]
+        before, after = [f.result() for f in before], [f.result() for f in after]
+    failed = [r for r in before if r.status_code != 200]
+    assert len(failed) <= 4, [r.text for r in failed]
+    for r in failed:
+        assert r.status_code == 503, r.text
+        assert "det model server" in r.json()["err_msg"] and "Retry-After" in r.headers
+    for r in after:
+        assert r.status_code == 200, r.text
+    for r in before + after:
+        if r.status_code == 200:
             assert r.json()["result"]["res"] == expected
-    assert len(statuses) == 24
     assert httpx.get(standard_pair.base + "/ready", timeout=5).status_code == 200
 
 
@@ -58,8 +67,10 @@ def test_dead_det_server_gives_503_naming_it_then_recovers(model_root, samples):
         with started(proc) as service:
             assert service.post([data]).json()["result"]["res"] == expected
             det.kill()
+            sent = time.monotonic()
             r = service.post([data])
             assert r.status_code == 503
+            assert time.monotonic() - sent < 5  # refused at once: no wait for the 20 s timeout
             assert det.endpoint in r.json()["err_msg"]
             assert "Retry-After" in r.headers
             ready = httpx.get(service.base + "/ready", timeout=5)
@@ -88,7 +99,7 @@ def test_hung_det_server_times_out_with_503_then_recovers(model_root, samples):
             os.kill(det.proc.pid, signal.SIGSTOP)
             sent = time.monotonic()
             r = service.post([data])
-            assert r.status_code == 503 and "timed out" in r.json()["err_msg"]
+            assert r.status_code == 503 and "request timed out" in r.json()["err_msg"]
             assert time.monotonic() - sent < 10
             assert httpx.get(service.base + "/health", timeout=5).status_code == 200
             os.kill(det.proc.pid, signal.SIGCONT)

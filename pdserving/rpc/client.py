@@ -3,6 +3,13 @@
 Several endpoints share one gRPC channel with round-robin balancing and a retry policy for
 UNAVAILABLE, so calls spread over the servers and a dead one is skipped without a failed call.
 Reconnect back-off is kept short so a restarted server is used again within about a second.
+
+Two gRPC settings matter for that. A call is retried only while its request fits the retry
+buffer (256 kB by default; a det batch is megabytes), so the buffer takes the largest message.
+``grpc.min_reconnect_backoff_ms`` is not a back-off but the time a connection attempt may take,
+left at 20 s: a live server slow to shake hands on a busy machine stays CONNECTING, which holds
+calls, rather than TRANSIENT_FAILURE, which fails them ("connections to all backends failing")
+when the other server is down. A refused connection still fails at once.
 """
 
 from __future__ import annotations
@@ -73,8 +80,8 @@ class Connection:
             ("grpc.service_config", SERVICE_CONFIG),
             ("grpc.enable_retries", 1),
             *message_limits(max_body_size),
+            ("grpc.per_rpc_retry_buffer_size", max_body_size),
             ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),
         ])
         self.stub = pb_grpc.GeneralModelServiceStub(self.channel)
