@@ -72,8 +72,11 @@ RAY_CONFIG ?= deploy/ray/serve_config.yaml
 serve-ray: $(RAY_STAMP)
 	$(VENV)/bin/serve run --address local $(RAY_CONFIG)
 
+# Everything, in two runs: the suite but Ray on two pytest workers (a file's tests stay on one
+# worker, so its servers start once), then the Ray tests alone (one Ray cluster at a time).
 test: $(RAY_STAMP)
-	$(VPY) -m pytest
+	$(VPY) -m pytest -n 2 --dist loadfile --ignore=tests/ray
+	$(VPY) -m pytest tests/ray
 
 # The suite while changing code: the steps, engines, protocols, web app and limits in-process,
 # without the browser, Ray, packaging, network-namespace, GPU build, end-to-end (the scripts as

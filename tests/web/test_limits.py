@@ -131,17 +131,17 @@ def in_flight(base: str) -> float:
 
 def test_timeout_is_a_503_and_the_slot_comes_back_when_the_work_ends():
     handler = Sleepy()
-    handler.delay = 1.0
+    handler.delay = 3.0  # margin for a loaded machine: the answer must come well before the end
     app = create_app(handler, WebSettings(max_in_flight=1, max_queue=1, request_timeout=0.3))
     with serve(app) as base:
         start = time.monotonic()
         r = httpx.post(predict_url(base), json=body(), timeout=10)
-        assert time.monotonic() - start < 0.9
+        assert time.monotonic() - start < 2
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
         assert r.json()["err_msg"] == "request timed out after 0.3 s"
         assert in_flight(base) == 1  # the handler still runs in its thread
         handler.delay = 0
-        wait_until(lambda: in_flight(base) == 0, 5, "the slot back (else it leaked)")
+        wait_until(lambda: in_flight(base) == 0, 10, "the slot back (else it leaked)")
         r = httpx.post(predict_url(base), json=body(), timeout=10)
         assert r.status_code == 200 and r.json() == {"result": {"res": ["ok"]}}
 
