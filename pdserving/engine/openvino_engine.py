@@ -80,15 +80,16 @@ class OpenVINOEngine(Engine):
         self.options = options
         self._config = config
         # A rec model whose folder fetches BEST_PATH runs with the best path as its only
-        # output; the whole graph (the softmax too) is compiled if a caller fetches another
-        # output (``_whole_requests``). Not writing the (N, T, classes) softmax out cut PP-OCRv6
-        # small's rec batch by about 5% (bench/RESULTS.md, "Model families").
+        # output, so the (N, T, classes) softmax is not written out; the whole graph (the
+        # softmax too) is compiled if a caller fetches another output (``_whole_requests``).
+        # In-process the time saved is within the noise (bench/RESULTS.md, "Model families").
+        self._best_path = BEST_PATH in (v.name for v in folder.fetches)
         self._whole: queue.SimpleQueue | None = None
         self._whole_lock = threading.Lock()
         try:
             model = self._read()
             names = [p.get_any_name() for p in model.outputs]
-            if BEST_PATH in (v.name for v in folder.fetches) and len(names) > 1:
+            if self._best_path and len(names) > 1:
                 model = ov_model(model.get_results()[:1], model)
             compiled = ov.compile_model(model, "CPU", config)
         except Exception as e:  # any frontend or plugin failure: the caller falls back
@@ -128,8 +129,7 @@ class OpenVINOEngine(Engine):
         lacks it (ONNX rec models)."""
         model = core().read_model(*(str(f) for f in (self.folder.model_file,
                                                       self.folder.params_file) if f))
-        if BEST_PATH in (v.name for v in self.folder.fetches) and BEST_PATH not in {
-                n for p in model.outputs for n in p.get_names()}:
+        if self._best_path and BEST_PATH not in {n for p in model.outputs for n in p.get_names()}:
             model = with_best_path(model)
         return model
 
