@@ -3,9 +3,10 @@ on each engine (OpenVINO, Paddle) in the same run.
 
 Phases, in order: the engine floor in-process (section 1) for each engine, then per mode (fast,
 standard) and per engine in turn one service started from cold (section 4), swept over
-concurrency 1, 2, 4, 8 (section 2), then left running for the memory run (section 3). These
-run PP-OCRv4 mobile, the family both engines run. Then the model families (``bench.families``)
-on OpenVINO: their accuracy in-process, their services at concurrency 1 and 4, the rec best path.
+concurrency 1, 2, 4, 8 (1 and 4 with --quick; section 2), then left running for the memory run
+(section 3). These run PP-OCRv4 mobile, the family both engines run. Then the model families
+(``bench.families``) on OpenVINO: their accuracy in-process, their services at concurrency 1 and
+4, the rec best path.
 The report, with the engines compared and the issue's targets as ratios, goes to
 ``bench/RESULTS.md`` with the plots ``throughput.png`` and ``families.png`` beside it; a
 ``## Notes`` section already in that file is kept.
@@ -51,12 +52,13 @@ class Plan:
     memory_mark: int = 100      # memory is read after this many requests and at the end
     size_variants: int = 50
     best_path_calls: int = 25   # timed calls of the rec model, with and without the best path
+    levels: tuple = CONCURRENCY  # the engine sections' sweep (c=4 is their targets' level)
 
 
 FULL = Plan()
 QUICK = Plan(sample_limit=1, page_sizes=tuple(data.QUICK_PAGE_SIZES), floor_runs=2,
              steady_repeats=1, warmup_passes=0, sweep_passes=0, memory_requests=8,
-             memory_mark=4, size_variants=4, best_path_calls=3)
+             memory_mark=4, size_variants=4, best_path_calls=3, levels=families.LEVELS)
 
 
 @dataclass
@@ -156,7 +158,7 @@ def run_mode(mode: str, engine: str, args, plan: Plan, bodies: list[bytes],
         r.first, r.steady = first_and_steady(service.url, bodies[0], plan.steady_repeats)
         log(f"{name}: ready in {r.ready_s:.1f} s, first request {r.first * 1e3:.0f} ms, "
             f"steady {r.steady * 1e3:.0f} ms")
-        r.sweep = sweep(service, name, plan, bodies, CONCURRENCY)
+        r.sweep = sweep(service, name, plan, bodies, plan.levels)
         if args.skip_memory:
             r.memory_note = "skipped (--skip-memory)"
         elif (reason := memory_does_not_fit(r, fast, args.budget)):

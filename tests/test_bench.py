@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from bench import data
+from bench.run import QUICK
 from tests.helpers.paths import ROOT
 
 SECTIONS = ["# Benchmark results", "## 1. Engine floor", "## 2. Services over HTTP",
@@ -50,7 +51,7 @@ def test_quick_run_writes_every_section(model_root, tmp_path):
              if line.startswith(tuple(f"| {e} |" for e in ENGINES)) and line.count("|") == 11]
     assert [(row[0], row[1], int(row[2])) for row in sweep] == [
         (engine, mode, c) for mode in ("fast", "standard") for engine in ENGINES
-        for c in (1, 2, 4, 8)]
+        for c in QUICK.levels]
     assert all(row[8] == "0" for row in sweep), "requests failed during the quick run"
     for engine in ENGINES:
         for mode in ("fast", "standard"):
