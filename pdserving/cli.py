@@ -52,6 +52,13 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
     p.add_argument("--max_image_pixels", type=int, default=WebSettings.max_image_pixels)
     p.add_argument("--timeout", type=float, default=WebSettings.request_timeout,
                    help="seconds per request")
+    p.add_argument("--max_pdf_pages", type=int, default=WebSettings.max_pdf_pages,
+                   help="POST /ocr: pages of a PDF (more is refused)")
+    p.add_argument("--no_visualize", action="store_true",
+                   help="POST /ocr: no pictures in answers unless a request asks (visualize)")
+    p.add_argument("--allow_url_hosts", type=_hosts, default=(), metavar="HOST,...",
+                   help="POST /ocr: hosts whose URLs a request may name as its file "
+                        "(default: none, URLs refused)")
     if standard:
         p.add_argument("--det_endpoints", default="127.0.0.1:9293",
                        help="det model server(s), comma separated (ocr_web_server only)")
@@ -67,10 +74,16 @@ def _engine_options(args) -> EngineOptions:
     return options
 
 
+def _hosts(value: str) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in value.split(",") if h.strip())
+
+
 def _settings(args) -> WebSettings:
     return WebSettings(max_body_bytes=args.max_body_size * MiB,
                        max_image_pixels=args.max_image_pixels, max_in_flight=args.max_in_flight,
-                       max_queue=args.max_queue, request_timeout=args.timeout)
+                       max_queue=args.max_queue, request_timeout=args.timeout,
+                       max_pdf_pages=args.max_pdf_pages, visualize=not args.no_visualize,
+                       url_hosts=args.allow_url_hosts)
 
 
 def _ocr_options(args) -> OcrOptions:

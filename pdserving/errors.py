@@ -11,6 +11,7 @@ class ServingError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+        self.fields: dict = {}  # added to the error body (e.g. the request's logId on /ocr)
 
 
 class BadRequest(ServingError):
@@ -18,6 +19,13 @@ class BadRequest(ServingError):
 
     status = 400
     err_no = 400
+
+
+class Unprocessable(ServingError):
+    """A well-formed request the service cannot do: PaddleX's status for any bad input."""
+
+    status = 422
+    err_no = 422
 
 
 class PayloadTooLarge(ServingError):

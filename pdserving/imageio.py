@@ -37,7 +37,11 @@ def decode_base64_image(s: str, max_pixels: int) -> np.ndarray:
     corrupt or truncated file, or an image under MIN_SIDE pixels a side; PayloadTooLarge when
     width * height > max_pixels.
     """
-    data = _b64decode(s)
+    return decode_image(b64decode(s), max_pixels)
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """The image file in ``data`` as HxWx3 BGR; errors as ``decode_base64_image``."""
     try:
         img = Image.open(io.BytesIO(data), formats=_PLUGINS)
     except Exception:  # any failure to parse untrusted bytes is the sender's problem
@@ -56,7 +60,9 @@ def decode_base64_image(s: str, max_pixels: int) -> np.ndarray:
     return _to_bgr(img)
 
 
-def _b64decode(s: str) -> bytes:
+def b64decode(s: str) -> bytes:
+    """Standard base64 (data-URL prefix, line breaks and missing padding tolerated) to bytes;
+    BadRequest if it is not base64 or holds nothing."""
     m = _DATA_URL.match(s)
     if m:
         s = s[m.end():]
@@ -66,7 +72,7 @@ def _b64decode(s: str) -> bytes:
     except (binascii.Error, ValueError):
         raise BadRequest("not valid base64") from None
     if not data:
-        raise BadRequest("image is empty")
+        raise BadRequest("file is empty")
     return data
 
 

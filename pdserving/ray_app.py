@@ -78,6 +78,9 @@ class AppArgs(BaseModel):
     max_images: int = Field(WebSettings.max_images, ge=1, description="per request")
     max_image_pixels: int = Field(WebSettings.max_image_pixels, ge=1)
     timeout: float = Field(WebSettings.request_timeout, gt=0, description="seconds per request")
+    max_pdf_pages: int = Field(WebSettings.max_pdf_pages, ge=1, description="POST /ocr")
+    visualize: bool = Field(WebSettings.visualize, description="POST /ocr: pictures by default")
+    allow_url_hosts: list[str] = Field([], description="POST /ocr: hosts a file URL may name")
 
     def ocr_options(self) -> OcrOptions:
         return OcrOptions(use_cls=self.use_cls, drop_score=self.drop_score)
@@ -86,7 +89,8 @@ class AppArgs(BaseModel):
         return WebSettings(max_body_bytes=int(self.max_body_mib * (1 << 20)),
                            max_image_pixels=self.max_image_pixels, max_images=self.max_images,
                            max_in_flight=self.max_in_flight, max_queue=self.max_queue,
-                           request_timeout=self.timeout)
+                           request_timeout=self.timeout, max_pdf_pages=self.max_pdf_pages,
+                           visualize=self.visualize, url_hosts=tuple(self.allow_url_hosts))
 
     def folder(self, name: str) -> ModelFolder:
         """Model ``name``'s folder on this node, written from the bundled models if missing (one

@@ -79,7 +79,8 @@ def _shape(per_image: list[dict], fetch: Sequence[str]) -> dict:
     return {name: [r[name] for r in per_image] for name in fetch}
 
 
-def _boxes_json(boxes) -> list:
+def boxes_json(boxes) -> list:
+    """Boxes as JSON: each point's pixels rounded to integers."""
     return np.rint(np.asarray(boxes, dtype=np.float32)).astype(int).tolist()
 
 
@@ -115,7 +116,7 @@ class OcrHandler(_Handler):
         for img in images:
             lines = self.pipeline(img)
             out = {"res": [ln.text for ln in lines],
-                   "dt_boxes": _boxes_json([ln.box for ln in lines]),
+                   "dt_boxes": boxes_json([ln.box for ln in lines]),
                    "rec_scores": [round(float(ln.score), 6) for ln in lines]}
             per_image.append({k: out[k] for k in fetch})
         return _shape(per_image, fetch)
@@ -134,7 +135,7 @@ class DetHandler(_Handler):
     result_type: ClassVar[object] = DetResult | per_image(DetResult)
 
     def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
-        per_image = [{"dt_boxes": _boxes_json(self.pipeline.detect(img))} for img in images]
+        per_image = [{"dt_boxes": boxes_json(self.pipeline.detect(img))} for img in images]
         return _shape(per_image, ["dt_boxes"])
 
 
@@ -149,8 +150,8 @@ class RecHandler(_Handler):
 
     def __call__(self, images: list[np.ndarray], fetch: list[str]) -> dict:
         results = self.pipeline.recognize(images)
-        out = {"res": [t for t, _ in results],
-               "rec_scores": [round(float(s), 6) for _, s in results]}
+        out = {"res": [r.text for r in results],
+               "rec_scores": [round(float(r.score), 6) for r in results]}
         return {k: out[k] for k in fetch}
 
 

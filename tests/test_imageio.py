@@ -104,7 +104,7 @@ PNG = encode(BGR, ".png")
 
 
 @pytest.mark.parametrize("text, message", [
-    ("", "image is empty"),
+    ("", "file is empty"),
     ("not base64!", "not valid base64"),
     (b64(PNG).replace("+", "-").replace("/", "_") + "-_", "not valid base64"),  # urlsafe
     ("ÄÖÜ", "not valid base64"),

@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 from functools import partial
+from types import MappingProxyType
 from typing import Callable, Mapping, Protocol, Sequence
 
 import anyio
@@ -65,6 +66,11 @@ class WebSettings:
     max_queue: int = 16                 # requests waiting beyond those; more get 503
     request_timeout: float = 60.0       # seconds from admission to answer; then 503
     retry_after: float = 1.0            # seconds, the Retry-After of 503 answers
+    # POST /ocr, PaddleX's protocol (docs/design.md §2.8)
+    max_pdf_pages: int = 100            # per PDF; more is refused (PaddleX reads the first 10)
+    visualize: bool = True              # the default of a request's "visualize"
+    url_hosts: tuple[str, ...] = ()     # hosts a "file" URL may name; none: URLs refused
+    url_timeout: float = 10.0           # seconds to fetch a URL, all of it
 
 
 def error_body(err_no: int, message: str) -> ErrorBody:
@@ -87,23 +93,29 @@ class Front:
 def create_app(handler: Handler, settings: WebSettings = WebSettings(),
                on_shutdown: Sequence[Callable[[], None]] = (), *,
                front: Front | None = None) -> Starlette:
-    """The ASGI app serving ``handler`` on ``POST /ocr/prediction`` (or as ``front`` says);
-    ``on_shutdown`` callbacks run (in order, each even if another failed) after in-flight
-    requests have finished at server shutdown."""
+    """The ASGI app serving ``handler`` on ``POST /ocr/prediction`` and the other protocols
+    (``pdserving.web.protocols``), or only as ``front`` says; ``on_shutdown`` callbacks run (in
+    order, each even if another failed) after in-flight requests have finished at server
+    shutdown."""
     admission = Admission(settings.max_in_flight, settings.max_queue, settings.retry_after)
     metrics.IN_FLIGHT.labels(handler.name).set_function(lambda: admission.running)
     metrics.QUEUED.labels(handler.name).set_function(lambda: admission.waiting)
-    own_form = front is not None
-    front = front or Front(PREDICT_PATH, partial(_predict, handler, settings))
+    from pdserving.web import protocols  # they build Fronts: imported once this module is
 
-    async def predict(request: Request) -> Response:
-        with admission.ticket():
-            with anyio.move_on_after(settings.request_timeout):
-                body = await read_body(request, settings.max_body_bytes)
-                answer = partial(front.answer, body, request.path_params)
-                return JSONResponse(await admission.run(answer))
-        raise Unavailable(f"request timed out after {settings.request_timeout:g} s",
-                          settings.retry_after)
+    own_form = front is not None
+    fronts = [front] if front else [Front(PREDICT_PATH, partial(_predict, handler, settings)),
+                                    *protocols.fronts(handler, settings)]
+
+    def endpoint(front: Front):
+        async def predict(request: Request) -> Response:
+            with admission.ticket():
+                with anyio.move_on_after(settings.request_timeout):
+                    body = await read_body(request, settings.max_body_bytes)
+                    answer = partial(front.answer, body, request.path_params)
+                    return JSONResponse(await admission.run(answer))
+            raise Unavailable(f"request timed out after {settings.request_timeout:g} s",
+                              settings.retry_after)
+        return predict
 
     async def ready(request: Request) -> Response:
         reason = await run_in_threadpool(handler.ready)
@@ -123,14 +135,14 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
                 log.exception("%s: shutdown callback %r failed", handler.name, callback)
 
     routes = [
-        Route(front.path, predict, methods=["POST"]),
+        *(Route(f.path, endpoint(f), methods=["POST"]) for f in fronts),
         Route("/health", _health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
     if not own_form:  # a front with its own request form would need a page and docs of its own
         routes.append(page_route(handler.name, PREDICT_PATH, handler.outputs))
-        routes.extend(docs_routes(handler, settings, PREDICT_PATH))
+        routes.extend(docs_routes(handler, settings, PREDICT_PATH, [f.path for f in fronts[1:]]))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(_RequestMetrics, service=handler.name)],
@@ -139,8 +151,9 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
         lifespan=lifespan,
     )
     app.state.service = handler.name
-    app.state.predict_path = front.shown_path or front.path
-    app.state.error_body = front.error_body
+    app.state.predict_path = fronts[0].shown_path or fronts[0].path
+    app.state.error_bodies = {f.path: f.error_body for f in fronts}
+    app.state.error_body = fronts[0].error_body
     return app
 
 
@@ -170,15 +183,19 @@ def _seconds(value: float) -> str:
 
 
 def _error(request: Request, status: int, err_no: int, message: str,
-           headers: dict | None = None) -> Response:
-    """An error in the app's form (``Front.error_body``)."""
-    return JSONResponse(request.app.state.error_body(err_no, message), status, headers)
+           headers: dict | None = None, fields: Mapping = MappingProxyType({})) -> Response:
+    """An error in the form of the route's protocol (``Front.error_body``; the app's first
+    front's off its routes), with ``fields`` added."""
+    state = request.app.state
+    route = getattr(request.scope.get("route"), "path", None)
+    error_body = state.error_bodies.get(route, state.error_body)
+    return JSONResponse({**error_body(err_no, message), **fields}, status, headers)
 
 
 async def _serving_error(request: Request, exc: ServingError) -> Response:
     headers = ({"Retry-After": _seconds(exc.retry_after)} if isinstance(exc, Unavailable)
                else None)
-    return _error(request, exc.status, exc.err_no, exc.message, headers)
+    return _error(request, exc.status, exc.err_no, exc.message, headers, exc.fields)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:

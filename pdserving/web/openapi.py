@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 from importlib import resources
 from pathlib import Path
+from typing import Sequence
 
 from pydantic import TypeAdapter
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from typing_extensions import TypedDict
 
 import pdserving
 from pdserving.errors import BadRequest, PayloadTooLarge, ServingError, Unavailable
+from pdserving.web import hub, paddlex
 from pdserving.web.schemas import ErrorBody, Status, request_type
 
 _REF = "#/components/schemas/{model}"
@@ -62,9 +64,10 @@ def _content(media_type: str, description: str) -> dict:
     return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
 
 
-def document(handler, settings, path: str) -> dict:
-    """The OpenAPI 3.1 document of an app serving ``handler`` on ``POST path`` and its page on
-    ``GET /``, with the limits of ``settings`` (``WebSettings``)."""
+def document(handler, settings, path: str, protocols: Sequence[str] = ()) -> dict:
+    """The OpenAPI 3.1 document of an app serving ``handler`` on ``POST path``, the other
+    ``protocols`` (their paths: ``/ocr``, ``/predict/<module>``) and its page on ``GET /``,
+    with the limits of ``settings`` (``WebSettings``)."""
     doc = _Document()
     name = handler.name
     answer = TypedDict(f"{name.capitalize()}Answer", {"result": handler.result_type})  # type: ignore
@@ -88,6 +91,7 @@ def document(handler, settings, path: str) -> dict:
     }
     paths = {
         path: {"post": predict},
+        **{p: {"post": _protocol(doc, p, settings)} for p in protocols},
         "/health": {"get": {"summary": "Liveness", "operationId": "health",
                             "responses": {"200": doc.json("The process serves HTTP.", Status)}}},
         "/ready": {"get": {"summary": "Readiness", "operationId": "ready", "responses": {
@@ -115,9 +119,40 @@ def document(handler, settings, path: str) -> dict:
     }
 
 
-def docs_routes(handler, settings, path: str) -> list[BaseRoute]:
+def _protocol(doc: _Document, path: str, settings) -> dict:
+    """The operation of ``POST path``, PaddleX's ``/ocr`` or a PaddleHub module."""
+    if path == paddlex.PATH:
+        return {
+            "summary": "OCR of an image or a PDF, in PaddleX's (PaddleOCR 3.x's) protocol",
+            "operationId": "paddlex_ocr",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": doc.schema(paddlex.PaddlexRequest)}}},
+            "responses": {
+                "200": doc.json("One entry of ocrResults per page.", paddlex.PaddlexAnswer),
+                "413": doc.json(f"A body over {settings.max_body_bytes} bytes.",
+                                paddlex.PaddlexError),
+                "422": doc.json(f"Bad input: not JSON, a bad field, a file that is not an "
+                                f"image or a PDF, a PDF over {settings.max_pdf_pages} pages, "
+                                "a URL not allowed.", paddlex.PaddlexError),
+                "503": doc.json("Overloaded, or a model server is down: try again later.",
+                                paddlex.PaddlexError)}}
+    module = path.rsplit("/", 1)[1]
+    answer = TypedDict(f"{module}Answer", {"msg": str, "results": list[list[hub.RESULTS[module]]],
+                                           "status": str})  # type: ignore
+    return {
+        "summary": f"PaddleHub Serving's {module} module (PaddleOCR deploy/hubserving)",
+        "operationId": f"hub_{module}",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": doc.schema(hub.HubRequest)}}},
+        "responses": {"200": doc.json('status "000"', answer),
+                      **{str(code): doc.json(f'status "{hub.FAILED}"', hub.HubError)
+                         for code in (400, 413, 503)}}}
+
+
+def docs_routes(handler, settings, path: str, protocols: Sequence[str] = ()
+                ) -> list[BaseRoute]:
     """``/openapi.json``, ``/docs`` and Swagger UI's files under ``/docs/static``."""
-    spec = document(handler, settings, path)
+    spec = document(handler, settings, path, protocols)
     html = (resources.files(__package__) / "static" / "docs.html").read_text("utf-8")
     swagger = Path(importlib.util.find_spec("swagger_ui").submodule_search_locations[0])
 

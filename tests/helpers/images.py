@@ -14,13 +14,14 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def text_image(text: str = "HELLO 123", width: int = 360, height: int = 64, *,
-               scale: float = 1.3, at: tuple[int, int] = (8, 46)) -> np.ndarray:
+               scale: float = 1.3, at: tuple[int, int] = (8, 46), thickness: int = 2
+               ) -> np.ndarray:
     """A white BGR image with ``text`` in black, its baseline starting at ``at`` (x, y).
 
     The default is a line the OCR models read; any size makes a model input of that size.
     """
     img = np.full((height, width, 3), 255, np.uint8)
-    cv2.putText(img, text, at, FONT, scale, (0, 0, 0), 2)
+    cv2.putText(img, text, at, FONT, scale, (0, 0, 0), thickness)
     return img
 
 

@@ -18,6 +18,7 @@ from pdserving.engine import EngineOptions
 from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.errors import Unavailable
+from pdserving.ops.db import DetSettings
 from pdserving.pipeline import DetStep, OcrPipeline
 from pdserving.ray_app import AppArgs, ModelReplica, ServeCall
 from tests.helpers.images import text_line
@@ -43,8 +44,8 @@ def test_a_det_replica_gives_the_in_process_detectors_boxes(ray_ocr, model_root,
 
 def test_a_rec_replica_reads_crops_as_the_fast_pipeline_does(ray_ocr):
     recognize = ServeCall(model_handle("rec"), "rec", timeout=30)
-    [(text, score)] = recognize([text_line("Hello 2026")])
-    assert text == "Hello 2026" and score > 0.9
+    [(text, score, angle)] = recognize([text_line("Hello 2026")])
+    assert text == "Hello 2026" and score > 0.9 and angle == -1
     assert recognize([]) == []
 
 
@@ -58,8 +59,10 @@ def test_with_use_cls_a_rec_replica_turns_crops_upright_on_the_cls_deployment(ra
     try:
         recognize = ServeCall(handle, "rec", timeout=30)
         line = text_line("Hello 2026")
-        assert [t for t, _ in recognize([line, cv2.rotate(line, cv2.ROTATE_180)])] == [
-            "Hello 2026", "Hello 2026"]
+        reads = recognize([line, cv2.rotate(line, cv2.ROTATE_180)])
+        assert [(r.text, r.angle) for r in reads] == [("Hello 2026", 0), ("Hello 2026", 1)]
+        assert [r.text for r in recognize([line], False)] == ["Hello 2026"]
+        assert recognize([line], False)[0].angle == -1
     finally:
         serve.delete("withcls")
 
@@ -67,7 +70,7 @@ def test_with_use_cls_a_rec_replica_turns_crops_upright_on_the_cls_deployment(ra
 def test_a_call_over_its_time_limit_is_unavailable(ray_ocr):
     with pytest.raises(Unavailable, match="det call timed out after 0.001 s"):
         ServeCall(model_handle("det"), "det", timeout=0.001)(
-            np.zeros((320, 320, 3), np.uint8), (1.0, 1.0), (320, 320, 3))
+            np.zeros((320, 320, 3), np.uint8), (1.0, 1.0), (320, 320, 3), DetSettings())
 
 
 def test_a_full_deployment_is_unavailable_not_queued_forever(ray_cluster, model_root, caplog):

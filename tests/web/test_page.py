@@ -1,5 +1,6 @@
 """The page ``GET /`` serves, in Chromium, against real services and models: choose, drop or
-paste an image, see its boxes over it and its lines with their scores.
+paste an image (or a PDF, on the OCR service: one card per page), see its boxes over it and its
+lines with their scores.
 
 Every test ends with ``log.assert_clean()``: no console error (but the ones a test provokes on
 purpose) and no request to any host but 127.0.0.1 (the page is self-contained).
@@ -17,7 +18,8 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page
 
 from tests.helpers.browser import VIEWPORT, Log, browser_page, chromium
-from tests.helpers.images import encode, text_line
+from tests.helpers.images import encode, text_image, text_line
+from tests.helpers.pdfs import pdf_of
 from tests.helpers.paths import SAMPLES
 from tests.helpers.servers import Service, script, started
 
@@ -28,6 +30,7 @@ WAIT_MS = 60_000  # for one answer (the first request of a service warms its mod
 # Chromium logs this console error for any fetch answered 4xx/5xx, even when the page handles
 # the answer (here: shows its err_msg). Tests that send a bad file on purpose expect it.
 STATUS_400 = "the server responded with a status of 400"
+STATUS_422 = "the server responded with a status of 422"  # POST /ocr's status for bad input
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +62,9 @@ def opened(browser: Browser, service: Service) -> Iterator[tuple[Page, Log]]:
         yield page, log
 
 
-def result(page: Page, n: int, state: str = "done") -> Locator:
-    """Card ``n`` (1 = the first file given to the page) once answered, in ``state``."""
+def result(page: Page, n: int | str, state: str = "done") -> Locator:
+    """Card ``n`` (1 = the first file given to the page; "1-2" = page 2 of that PDF) once
+    answered, in ``state``."""
     card = page.locator(f"#result-{n}")
     page.locator(f"#result-{n}:is([data-state=done], [data-state=error])").wait_for(
         timeout=WAIT_MS)
@@ -84,6 +88,34 @@ def geometry(card: Locator) -> dict:
     }""")
 
 
+def give(page: Page, kind: str, name: str, mime: str, data: bytes) -> None:
+    """Drop (``kind`` "drop") or paste ("paste") a file ``name`` of type ``mime`` on the page."""
+    page.evaluate("""([kind, name, mime, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], name, {type: mime}));
+        if (kind === "paste") {
+            document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: dt, bubbles: true}));
+        } else {
+            document.getElementById("drop").dispatchEvent(
+                new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+        }
+    }""", [kind, name, mime, base64.b64encode(data).decode()])
+
+
+def covers(shown: dict, boxes: list) -> None:
+    """Each drawn box covers its text: the service's box (image pixels), scaled to the
+    displayed size and moved to where the image is on screen."""
+    left, top, right, _ = shown["img"]
+    scale = (right - left) / shown["natural"][0]
+    assert len(shown["boxes"]) == shown["labels"] == len(boxes)
+    for drawn, box in zip(shown["boxes"], boxes):
+        xs, ys = [p[0] for p in box], [p[1] for p in box]
+        want = [left + min(xs) * scale, top + min(ys) * scale,
+                left + max(xs) * scale, top + max(ys) * scale]
+        assert max(abs(a - b) for a, b in zip(drawn, want)) <= 2, (drawn, want)
+
+
 def dt_boxes(service: Service, data: bytes) -> list:
     r = service.post([data], ["dt_boxes"])
     assert r.status_code == 200, r.text
@@ -102,16 +134,8 @@ def test_lines_and_boxes_drawn_where_the_text_is(browser, ocr, samples, name):
         assert card.locator(".summary").inner_text() == f"{len(expected)} lines"
         assert card.locator(".time").inner_text().endswith(" ms")
         shown = geometry(card)
-        assert len(shown["boxes"]) == shown["labels"] == len(expected)
-        # Each drawn box covers its text: the service's box (image pixels), scaled to the
-        # displayed size and moved to where the image is on screen.
-        left, top, right, _ = shown["img"]
-        scale = (right - left) / shown["natural"][0]
-        for drawn, box in zip(shown["boxes"], dt_boxes(ocr, data)):
-            xs, ys = [p[0] for p in box], [p[1] for p in box]
-            want = [left + min(xs) * scale, top + min(ys) * scale,
-                    left + max(xs) * scale, top + max(ys) * scale]
-            assert max(abs(a - b) for a, b in zip(drawn, want)) <= 2, (drawn, want)
+        assert len(shown["boxes"]) == len(expected)
+        covers(shown, dt_boxes(ocr, data))
         log.assert_clean()
 
 
@@ -166,21 +190,70 @@ def test_several_images_then_a_large_one(browser, ocr, samples, tmp_path):
 
 def test_dropped_and_pasted_images(browser, fast_ocr, samples):
     data, expected = samples["sign_street.jpg"]
-    event = """([kind, b64]) => {
-        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        const dt = new DataTransfer();
-        dt.items.add(new File([bytes], "street.jpg", {type: "image/jpeg"}));
-        if (kind === "paste") {
-            document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: dt, bubbles: true}));
-        } else {
-            document.getElementById("drop").dispatchEvent(
-                new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
-        }
-    }"""
     with opened(browser, fast_ocr) as (page, log):
         for n, kind in enumerate(["drop", "paste"], 1):
-            page.evaluate(event, [kind, base64.b64encode(data).decode()])
+            give(page, kind, "street.jpg", "image/jpeg", data)
             assert lines(result(page, n)) == expected, kind
+        log.assert_clean()
+
+
+def test_a_dropped_pdf_gets_a_card_per_page(browser, fast_ocr):
+    # Drawn with OpenCV's font at text_image's size, the model reads no space between the words.
+    pages = {"HELLO 123": "HELLO123", "WORLD 456": "WORLD456"}
+    data = pdf_of([text_image(t) for t in pages])
+    with opened(browser, fast_ocr) as (page, log):
+        with page.expect_response(fast_ocr.base + "/ocr") as response:
+            give(page, "drop", "two.pdf", "application/pdf", data)
+        answer = response.value.json()["result"]["ocrResults"]
+        assert len(answer) == 2
+        cards = [result(page, 1), result(page, "1-2")]
+        ids = page.locator(".result").evaluate_all("cards => cards.map(c => c.id)")
+        assert ids == ["result-1", "result-1-2"]  # in page order
+        for n, (card, text, read) in enumerate(zip(cards, pages.values(), answer), 1):
+            assert card.locator("h2").inner_text() == f"two.pdf, page {n} of 2"
+            assert card.get_attribute("data-file") == "two.pdf"
+            assert card.get_attribute("data-page") == str(n)
+            assert lines(card) == [text]
+            assert card.locator(".summary").inner_text() == "1 line"
+            assert card.locator(".time").inner_text().endswith(" ms")
+            img = card.locator("img")
+            assert img.get_attribute("src").startswith("data:image/jpeg;base64,")
+            shown = geometry(card)
+            assert shown["natural"] == [360, 64]  # the page at 144 dpi: the image's pixels
+            assert len(shown["boxes"]) == 1
+            covers(shown, read["prunedResult"]["rec_polys"])
+        assert [r for r in log.requests if r.startswith("POST")] == [
+            f"POST {fast_ocr.base}/ocr"]
+        log.assert_clean()
+
+
+def test_a_corrupt_pdf_shows_the_service_message(browser, fast_ocr):
+    junk = b"%PDF-1.7\nnot really a PDF\n"
+    r = httpx.post(fast_ocr.base + "/ocr", json={"file": base64.b64encode(junk).decode(),
+                                                 "fileType": 0}, timeout=30)
+    assert r.status_code == 422
+    message = r.json()["errorMsg"]
+    with opened(browser, fast_ocr) as (page, log):
+        page.set_input_files("#file", {"name": "bad.pdf", "mimeType": "application/pdf",
+                                       "buffer": junk})
+        card = result(page, 1, "error")
+        assert card.locator("[role=alert]").inner_text() == message
+        assert card.locator("h2").inner_text() == "bad.pdf"
+        assert card.locator(".summary").inner_text() == "Failed"
+        assert card.locator("img").is_hidden()
+        assert page.locator(".result").count() == 1
+        log.assert_clean(expected=(STATUS_422,))
+
+
+@pytest.mark.parametrize("kind", ["det_only", "rec_only"])
+def test_det_and_rec_pages_refuse_pdfs(browser, request, kind):
+    service = request.getfixturevalue(kind)
+    with opened(browser, service) as (page, log):
+        assert page.locator("#file").get_attribute("accept") == "image/*"
+        give(page, "drop", "two.pdf", "application/pdf", pdf_of([text_image()]))
+        card = result(page, 1, "error")
+        assert "PDFs are read by the OCR service" in card.locator(".error").inner_text()
+        assert not [r for r in log.requests if r.startswith("POST")]
         log.assert_clean()
 
 

@@ -1,0 +1,104 @@
+"""PDF pages as images, with pdfium (pypdfium2, as PaddleX): untrusted bytes in, 8-bit BGR pages
+out, one at a time (docs/design.md §2.8).
+
+Everything about the file is checked before any page is rendered: that it opens (not corrupt,
+not password-protected), its page count against a cap, and each page's size at the render scale
+against the pixel limit. pdfium is not thread-safe, so every call into it runs on one thread of
+its own; a document's next page renders there while the caller works on the current one, so at
+most two of its pages are in memory at a time, however many it has.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Iterator
+
+import numpy as np
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from pdserving.errors import BadRequest
+
+SCALE = 2.0  # pixels per point: 144 dpi, PaddleX's rendering scale
+_PDFIUM = ThreadPoolExecutor(1, thread_name_prefix="pdfium")
+
+
+def is_pdf(data: bytes) -> bool:
+    """Whether ``data`` starts as a PDF file does (the header may follow a little junk)."""
+    return b"%PDF-" in data[:1024]
+
+
+class PdfPages:
+    """An open PDF whose pages all passed the checks; iterate for the rendered pages (once).
+    ``sizes`` are their (width, height) in pixels."""
+
+    def __init__(self, data: bytes, max_pages: int, max_pixels: int, scale: float = SCALE):
+        self.scale = scale
+        self._doc, self.sizes = _PDFIUM.submit(_open, data, max_pages, max_pixels, scale).result()
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            ahead: Future | None = _PDFIUM.submit(_render, self._doc, 0, self.scale)
+            for i in range(len(self.sizes)):
+                page = ahead.result()
+                ahead = (_PDFIUM.submit(_render, self._doc, i + 1, self.scale)
+                         if i + 1 < len(self.sizes) else None)
+                yield page
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Free the document (also when its pages were not all read)."""
+        if self._doc is not None:
+            doc, self._doc = self._doc, None
+            _PDFIUM.submit(doc.close).result()
+
+
+def _open(data: bytes, max_pages: int, max_pixels: int, scale: float
+          ) -> tuple[pdfium.PdfDocument, list[tuple[int, int]]]:
+    try:
+        doc = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as e:
+        if e.err_code == pdfium_c.FPDF_ERR_PASSWORD:
+            raise BadRequest("PDF is encrypted (password-protected); send it unprotected")
+        if e.err_code == pdfium_c.FPDF_ERR_SUCCESS:  # pdfium's answer for a file of no pages
+            raise BadRequest("PDF has no pages") from None
+        raise BadRequest("PDF is corrupt or not a PDF file") from None
+    try:
+        n = len(doc)
+        if n == 0:
+            raise BadRequest("PDF has no pages")
+        if n > max_pages:
+            raise BadRequest(f"PDF has {n} pages; at most {max_pages} per request "
+                             "(--max_pdf_pages)")
+        sizes = []
+        for i in range(n):
+            w, h = (max(1, math.ceil(side * scale)) for side in doc.get_page_size(i))
+            if w * h > max_pixels:
+                raise BadRequest(f"PDF page {i + 1} is {w}x{h} = {w * h} pixels at "
+                                 f"{72 * scale:g} dpi, over the limit of {max_pixels} "
+                                 "(--max_image_pixels)")
+            sizes.append((w, h))
+    except BaseException:
+        doc.close()
+        raise
+    return doc, sizes
+
+
+def _render(doc: pdfium.PdfDocument, index: int, scale: float) -> np.ndarray:
+    page = doc[index]
+    try:
+        bitmap = page.render(scale=scale, may_draw_forms=True)
+        try:
+            # pdfium draws BGR: OpenCV's order. A copy, as the bitmap's buffer is freed below.
+            return np.array(bitmap.to_numpy()[:, :, :3])
+        finally:
+            bitmap.close()
+    except pdfium.PdfiumError:
+        raise BadRequest(f"PDF page {index + 1} cannot be rendered") from None
+    finally:
+        page.close()
