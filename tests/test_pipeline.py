@@ -12,6 +12,7 @@ crop it was given and which way round.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,6 +192,29 @@ def test_cls_turns_an_upside_down_crop_before_rec_reads_it():
     # Every crop reached rec light end first: bravo's turned, the others as they were.
     assert sorted(crop for call in rec.calls for crop in call) == sorted(
         (line.grey, DARK) for line in LINES)
+
+
+def test_a_calls_own_settings_hold_for_that_call_only():
+    """``read`` with a request's settings (POST /ocr): its DB thresholds, its score filter and
+    no classifier, without touching the pipeline's own."""
+    rec, cls = FakeRec(), FakeCls()
+    options = OcrOptions(drop_score=0.5, use_cls=True)
+    pipeline = OcrPipeline(DetStep(FakeDet(LINES)),
+                           RecStep(rec, CHARSET, options, classifier=cls,
+                                   num_classes=rec.num_classes), options)
+    img = page(flipped=frozenset({1}))
+    reading = pipeline.read(img)
+    assert [r.angle for r in reading.reads] == [0, 1, 0, 0]
+    assert [line.text for line in reading.lines] == ["alpha", "bravo", "delta"]
+    assert (reading.det, reading.use_cls, reading.drop_score) == (options.det, True, 0.5)
+
+    strict = replace(options.det, box_thresh=0.95)  # over every kernel's 0.9
+    assert len(pipeline.read(img, det=strict).boxes) == 0
+    own = pipeline.read(img, use_cls=False, drop_score=0.0)
+    assert [r.angle for r in own.reads] == [-1] * 4 and own.drop_score == 0.0
+    assert [line.text for line in own.lines] == ["alpha", "upside down", "charlie", "delta"]
+    assert len(own.boxes) == len(LINES)
+    assert [line.text for line in pipeline(img)] == ["alpha", "bravo", "delta"]
 
 
 def test_parallel_rec_batches_run_at_once_and_read_as_serial_ones():

@@ -30,8 +30,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pdserving import metrics
-from pdserving.errors import BadRequest, PayloadTooLarge, ServingError, Unavailable
-from pdserving.imageio import decode_base64_image
+from pdserving.errors import ServingError, Unavailable
+from pdserving.imageio import decode_base64_images
 from pdserving.web.limits import Admission, read_body
 from pdserving.web.openapi import docs_routes
 from pdserving.web.page import page_route
@@ -66,7 +66,7 @@ class WebSettings:
     max_queue: int = 16                 # requests waiting beyond those; more get 503
     request_timeout: float = 60.0       # seconds from admission to answer; then 503
     retry_after: float = 1.0            # seconds, the Retry-After of 503 answers
-    # POST /ocr, PaddleX's protocol (docs/design.md §2.8)
+    # POST /ocr, PaddleX's protocol (docs/design.md §2.7)
     max_pdf_pages: int = 100            # per PDF; more is refused (PaddleX reads the first 10)
     visualize: bool = True              # the default of a request's "visualize"
     url_hosts: tuple[str, ...] = ()     # hosts a "file" URL may name; none: URLs refused
@@ -161,12 +161,7 @@ def _predict(handler: Handler, settings: WebSettings, body: bytes,
              path_params: Mapping[str, str]) -> dict:
     """The blocking part of a prediction: parse, decode every image, call the handler."""
     request = parse_prediction(body, handler.name, handler.outputs, settings.max_images)
-    images = []
-    for i, b64 in enumerate(request.images):
-        try:
-            images.append(decode_base64_image(b64, settings.max_image_pixels))
-        except (BadRequest, PayloadTooLarge) as e:
-            raise type(e)(f"feed[{i}].image: {e.message}") from None
+    images = decode_base64_images(request.images, settings.max_image_pixels, "feed[{i}].image")
     return {"result": handler(images, request.fetch)}
 
 

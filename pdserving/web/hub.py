@@ -1,6 +1,6 @@
 """PaddleHub Serving's protocol, PaddleOCR's other deployment (``deploy/hubserving``):
 ``POST /predict/ocr_system`` (and ``ocr_det``, ``ocr_rec``) with ``{"images": [base64, ...]}``,
-answered in PaddleHub's envelope ``{"msg", "results", "status"}`` (docs/design.md §2.9).
+answered in PaddleHub's envelope ``{"msg", "results", "status"}`` (docs/design.md §2.8).
 
 Where the kit differs: an error has a proper HTTP status (PaddleHub answers 200 with status
 "101"), an image that cannot be decoded is an error (PaddleHub gives it an empty result), and
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from pdserving.errors import BadRequest, PayloadTooLarge
-from pdserving.imageio import decode_base64_image
+from pdserving.imageio import decode_base64_images
 from pdserving.pipeline import OcrPipeline
 from pdserving.services import Box, boxes_json
 
@@ -71,13 +71,7 @@ def _images(body: bytes, settings) -> list:
     if len(request.images) > settings.max_images:
         raise PayloadTooLarge(f"images has {len(request.images)} entries; at most "
                               f"{settings.max_images} per request")
-    images = []
-    for i, b64 in enumerate(request.images):
-        try:
-            images.append(decode_base64_image(b64, settings.max_image_pixels))
-        except (BadRequest, PayloadTooLarge) as e:
-            raise type(e)(f"images[{i}]: {e.message}") from None
-    return images
+    return decode_base64_images(request.images, settings.max_image_pixels, "images[{i}]")
 
 
 def _ok(results: list) -> dict:

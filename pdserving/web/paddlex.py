@@ -1,5 +1,5 @@
 """PaddleOCR 3.x's serving protocol (PaddleX basic serving, OCR pipeline): ``POST /ocr`` with an
-image or a PDF, answered page by page (docs/design.md §2.8).
+image or a PDF, answered page by page (docs/design.md §2.7).
 
 The request and the answer have PaddleX's field names and types; the work is the kit's own
 pipeline, with the request's det thresholds and score threshold for this call only. Where the

@@ -1,7 +1,7 @@
 """The protocols an OCR service speaks beside its own ``/ocr/prediction``: PaddleX's ``POST /ocr``
 (``pdserving.web.paddlex``) and PaddleHub Serving's ``/predict/<module>``
 (``pdserving.web.hub``). Each is a ``Front`` on the handler's one pipeline, so all share the
-service's models, limits, admission and metrics (docs/design.md §2.8-2.9)."""
+service's models, limits, admission and metrics (docs/design.md §2.7-2.8)."""
 
 from __future__ import annotations
 

@@ -98,6 +98,13 @@ def test_build_app_refuses_a_bad_argument_by_name(bad, key):
     assert key in str(error.value)
 
 
+def test_the_post_ocr_arguments_reach_the_web_settings():
+    settings = AppArgs(max_pdf_pages=7, visualize=False,
+                       allow_url_hosts=["files.example"]).settings()
+    assert (settings.max_pdf_pages, settings.visualize, settings.url_hosts) == (
+        7, False, ("files.example",))
+
+
 def test_the_family_argument_writes_that_familys_folders(tmp_path):
     args = AppArgs(family="PP-OCRv6_tiny", model_root=str(tmp_path))
     rec = args.folder("rec")

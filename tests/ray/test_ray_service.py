@@ -4,6 +4,8 @@ load, and rec autoscaling."""
 
 from __future__ import annotations
 
+import base64
+
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +56,22 @@ def test_every_sample_gets_the_fast_services_json(ray_ocr, fast_ocr, samples):
         assert r.status_code == 200, (name, r.text)
         assert r.json() == fast_ocr.post([data], FETCH).json(), name
         assert r.json()["result"]["res"] == lines, name
+
+
+def test_the_ingress_speaks_paddlex_and_paddlehub_with_the_same_lines(ray_ocr, samples):
+    """``POST /ocr`` with a request's own thresholds (they cross to the det replica) and
+    PaddleHub's ``/predict/ocr_system`` on the replicas' pipeline."""
+    data, lines = next(iter(samples.values()))
+    image = base64.b64encode(data).decode()
+    pruned = httpx.post(ray_ocr + "/ocr", timeout=60, json={
+        "file": image, "visualize": False}).json()["result"]["ocrResults"][0]["prunedResult"]
+    own = httpx.post(predict_url(ray_ocr), json=body(data, fetch=FETCH), timeout=60).json()
+    assert (pruned["rec_texts"], pruned["rec_polys"]) == (lines, own["result"]["dt_boxes"])
+    hub = httpx.post(ray_ocr + "/predict/ocr_system", json={"images": [image]}, timeout=60)
+    assert [d["text"] for d in hub.json()["results"][0]] == lines
+    strict = httpx.post(ray_ocr + "/ocr", timeout=60, json={
+        "file": image, "visualize": False, "textDetBoxThresh": 0.99}).json()
+    assert strict["result"]["ocrResults"][0]["prunedResult"]["dt_polys"] == []
 
 
 def test_det_and_rec_replicas_run_on_both_nodes(ray_ocr, ray_cluster):

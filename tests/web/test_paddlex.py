@@ -20,6 +20,7 @@ import numpy as np
 import psutil
 import pytest
 
+from pdserving import cli
 from pdserving.services import local_handler, remote_handler
 from pdserving.web.app import WebSettings, create_app
 from pdserving.net import free_port
@@ -228,6 +229,18 @@ def test_not_json_and_too_large_bodies(ocr):
     r = post(ocr, {"file": "A" * (SETTINGS.max_body_bytes + 1)})
     assert r.status_code == 413 and r.json()["errorCode"] == 413
     assert list(r.json()) == ["logId", "errorCode", "errorMsg"]
+
+
+def test_the_scripts_flags_set_the_protocols_limits():
+    def settings(*argv: str) -> WebSettings:
+        return cli._settings(cli._parser("", standard=False).parse_args(["cpu", *argv]))
+
+    assert (settings().max_pdf_pages, settings().visualize, settings().url_hosts) == (
+        100, True, ())
+    custom = settings("--max_pdf_pages", "7", "--no_visualize",
+                      "--allow_url_hosts", "Files.example, 127.0.0.1")
+    assert (custom.max_pdf_pages, custom.visualize, custom.url_hosts) == (
+        7, False, ("files.example", "127.0.0.1"))
 
 
 def test_a_dead_model_server_is_a_503_with_retry_after(model_root):
