@@ -2,6 +2,7 @@
 and true: the request schema accepts exactly the bodies the service's parser accepts, and every
 real answer, success or error, matches the schema documented for its status."""
 
+import base64
 import contextlib
 import json
 from urllib.parse import urlsplit
@@ -89,6 +90,30 @@ def test_every_answer_matches_the_schema_of_its_status(services, kind):
     for path in ("/health", "/ready"):
         r = httpx.get(base + path)
         assert schema_of(doc, path, "get", r.status_code).is_valid(r.json())
+
+
+PROTOCOL_REQUESTS = {  # path -> good and bad bodies of the other protocols (docs/design.md §2.7)
+    "/ocr": [{"file": "<image>", "fileType": 1}, {"file": "<image>", "visualize": False},
+             {"file": "!!"}, {"fileType": 1}, {"file": "A" * (SETTINGS.max_body_bytes + 1)}],
+    "/predict/ocr_system": [{"images": ["<image>"]}, {"images": []}, {"images": ["!!"]}],
+    "/predict/ocr_det": [{"images": ["<image>"]}],
+    "/predict/ocr_rec": [{"images": ["<image>"]}, {"nope": 1}],
+}
+
+
+def test_the_other_protocols_answers_match_their_documented_schemas(services):
+    _, base = services["ocr"]
+    doc = httpx.get(base + "/openapi.json").json()
+    image = base64.b64encode(encode(text_image("HELLO 42"))).decode()
+    statuses = set()
+    for path, bodies in PROTOCOL_REQUESTS.items():
+        for b in bodies:
+            b = json.loads(json.dumps(b).replace("<image>", image))
+            r = httpx.post(base + path, json=b, timeout=60)
+            errors = list(schema_of(doc, path, "post", r.status_code).iter_errors(r.json()))
+            assert not errors, (path, r.status_code, r.json(), errors[0].message)
+            statuses.add((path, r.status_code))
+    assert {s for _, s in statuses} == {200, 400, 413, 422}
 
 
 def test_the_schema_refuses_what_the_service_would_not_answer(services):
