@@ -28,7 +28,7 @@ from PIL import Image
 
 from bench import data, families
 from bench.load import REQUEST_TIMEOUT, LoadResult, Service, run_load
-from bench.report import code_version, log, machine
+from bench.report import code_version, kept_notes, log, machine
 
 OUT = Path(__file__).resolve().parent / "RESULTS_PROTOCOLS.md"
 LIMIT = 1.05  # /ocr against /ocr/prediction, p50 and images/s
@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         results = protocols(base, samples, levels, rounds)
         rates = pdf_pages(base, pages, repeats)
     info = {**machine(), "code": code_version()}
-    args.out.write_text(render(info, family, results, rates, len(pages), rounds),
-                        encoding="utf-8")
+    notes = kept_notes(args.out)  # the hand-written "## Notes" of the last report stay
+    report = render(info, family, results, rates, len(pages), rounds)
+    args.out.write_text(report + (f"\n{notes}" if notes else ""), encoding="utf-8")
     log(f"wrote {args.out}")
     return 0
 

@@ -129,7 +129,7 @@ def error_body(err_no: int, message: str) -> dict:
 def answer(pipeline: OcrPipeline, settings, body: bytes, path_params: Mapping[str, str]) -> dict:
     """The blocking part of ``POST /ocr`` (``settings``: ``WebSettings``). Every error
     carries the request's logId; bad input of any kind is 422, as in PaddleX."""
-    log_id = _log_id(body)
+    request = None
     try:
         request = _parse(body)
         options = _options(request, pipeline)
@@ -141,15 +141,16 @@ def answer(pipeline: OcrPipeline, settings, body: bytes, path_params: Mapping[st
     except ServingError as e:
         error = e
     else:
-        return {"logId": log_id, "result": {"ocrResults": results, "dataInfo": info},
+        return {"logId": request.logId or str(uuid.uuid4()),
+                "result": {"ocrResults": results, "dataInfo": info},
                 "errorCode": 0, "errorMsg": "Success"}
-    error.fields = {"logId": log_id}
+    error.fields = {"logId": request.logId if request and request.logId else _log_id(body)}
     raise error from None
 
 
 def _log_id(body: bytes) -> str:
-    """The request's logId, also from a request that is otherwise invalid (as PaddleX); else a
-    new one."""
+    """The logId of a request that did not parse, if it has one (PaddleX echoes it too); else
+    a new one."""
     try:
         log_id = json.loads(body).get("logId")
     except (ValueError, RecursionError, AttributeError):
