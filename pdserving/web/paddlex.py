@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from dataclasses import replace
 from typing import Annotated, Any, Literal, Mapping
@@ -23,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from pdserving import pdf
-from pdserving.errors import BadRequest, PayloadTooLarge, ServingError, Unprocessable
+from pdserving.errors import (BadRequest, PayloadTooLarge, ServingError, Unavailable,
+                              Unprocessable)
 from pdserving.imageio import b64decode, decode_image
 from pdserving.ops import draw
 from pdserving.pipeline import OcrPipeline, Reading
@@ -128,14 +130,21 @@ def error_body(err_no: int, message: str) -> dict:
 
 def answer(pipeline: OcrPipeline, settings, body: bytes, path_params: Mapping[str, str]) -> dict:
     """The blocking part of ``POST /ocr`` (``settings``: ``WebSettings``). Every error
-    carries the request's logId; bad input of any kind is 422, as in PaddleX."""
+    carries the request's logId; bad input of any kind is 422, as in PaddleX. A PDF whose
+    request has timed out (its client already has its 503) stops at the next page."""
+    deadline = time.monotonic() + settings.request_timeout
     request = None
     try:
         request = _parse(body)
         options = _options(request, pipeline)
         visualize = settings.visualize if request.visualize is None else request.visualize
         pages, info = _pages(request, settings)
-        results = [_page(pipeline.read(img, **options), img, visualize) for img in pages]
+        results = []
+        for img in pages:
+            if time.monotonic() > deadline:
+                raise Unavailable(f"request timed out after {settings.request_timeout:g} s",
+                                  settings.retry_after)
+            results.append(_page(pipeline.read(img, **options), img, visualize))
     except (BadRequest, PayloadTooLarge) as e:
         error: ServingError = Unprocessable(e.message)
     except ServingError as e:

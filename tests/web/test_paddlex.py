@@ -288,6 +288,24 @@ def test_ocr_on_the_standard_service_gives_its_prediction(standard_ocr, samples)
     assert (pruned["rec_texts"], pruned["rec_polys"]) == (own["res"], own["dt_boxes"])
 
 
+def test_a_pdf_past_the_timeout_stops_at_the_next_page(handler):
+    """Its client gets the 503 at the timeout, and the one worker is free soon after: the
+    rest of the pages are not read for nobody."""
+    pages = [text_image(f"PAGE{i + 20}", 1190, 1684, scale=4, at=(100, 400), thickness=8)
+             for i in range(24)]
+    doc = {"file": b64(pdf_of(pages)), "fileType": 0, "visualize": False}
+    settings = WebSettings(max_in_flight=1, request_timeout=1.0)
+    with serve(create_app(handler, settings)) as base:
+        started = time.monotonic()
+        late = post(base, doc)
+        assert late.status_code == 503 and late.json()["errorCode"] == 503
+        good = post(base, {"file": b64(SAMPLE.read_bytes()), "visualize": False})
+        waited = time.monotonic() - started
+    assert good.status_code == 200
+    # All 24 pages take over 5 s here (0.2-0.3 s each); the worker was free after about one.
+    assert waited < 4, waited
+
+
 def test_memory_stays_bounded_over_twenty_pdfs_of_twenty_pages(fast_ocr):
     """Pages are rendered one at a time: the service's peak RSS over 20 requests of 20 A4 pages
     (6 MB each as pixels) stays under 1.5x its RSS after a warm-up of one such request. (Det
