@@ -100,7 +100,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
     admission = Admission(settings.max_in_flight, settings.max_queue, settings.retry_after)
     metrics.IN_FLIGHT.labels(handler.name).set_function(lambda: admission.running)
     metrics.QUEUED.labels(handler.name).set_function(lambda: admission.waiting)
-    from pdserving.web import protocols  # they build Fronts: imported once this module is
+    from pdserving.web import protocols  # it imports this module (Front): not at the top
 
     own_form = front is not None
     fronts = [front] if front else [Front(PREDICT_PATH, partial(_predict, handler, settings)),
