@@ -19,6 +19,7 @@ from pdserving.errors import BadRequest, PayloadTooLarge
 from pdserving.imageio import decode_base64_images
 from pdserving.pipeline import OcrPipeline
 from pdserving.services import Box, boxes_json
+from pdserving.web.schemas import field_refusal
 
 SUCCESS = "000"
 FAILED = "101"  # PaddleHub's status for anything that went wrong inside the module
@@ -60,12 +61,10 @@ def _images(body: bytes, settings) -> list:
     try:
         request = HubRequest.model_validate_json(body)
     except ValidationError as e:
-        first = e.errors(include_url=False)[0]
-        if first["type"] == "json_invalid":
-            raise BadRequest("body is not valid JSON") from None
-        if first["type"] == "missing" or not first["loc"]:
-            raise BadRequest('body must be {"images": ["<base64>", ...]}') from None
-        raise BadRequest(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        shape = 'body must be {"images": ["<base64>", ...]}'
+        if e.errors(include_url=False)[0]["type"] == "missing":
+            raise BadRequest(shape) from None
+        raise field_refusal(e, shape) from None
     if request.paths:
         raise BadRequest("paths (files on the server) are not read: send images as base64")
     if len(request.images) > settings.max_images:

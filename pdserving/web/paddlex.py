@@ -31,6 +31,7 @@ from pdserving.ops import draw
 from pdserving.pipeline import OcrPipeline, Reading
 from pdserving.services import boxes_json
 from pdserving.web.download import download, is_url
+from pdserving.web.schemas import field_refusal
 
 PATH = "/ocr"
 JPEG_QUALITY = 90
@@ -172,15 +173,11 @@ def _parse(body: bytes) -> PaddlexRequest:
         return PaddlexRequest.model_validate_json(body)
     except ValidationError as e:
         first = e.errors(include_url=False)[0]
-        if first["type"] == "json_invalid":
-            raise BadRequest("body is not valid JSON") from None
-        if not first["loc"]:
-            raise BadRequest('body must be a JSON object: {"file": "<base64>", '
-                             '"fileType": 1}') from None
         field = ".".join(str(p) for p in first["loc"])
         if field in _NOT_OFFERED and first["type"] == "literal_error":
             raise BadRequest(f"{field}: {_NOT_OFFERED[field]}") from None
-        raise BadRequest(f"{field}: {first['msg']}") from None
+        raise field_refusal(e, 'body must be a JSON object: {"file": "<base64>", '
+                               '"fileType": 1}') from None
 
 
 _NOT_OFFERED = {

@@ -88,6 +88,18 @@ def load_request(body: bytes, example_fetch: str = "res") -> dict:
     return doc
 
 
+def field_refusal(error: ValidationError, wrong_shape: str) -> BadRequest:
+    """pydantic's first error as one message naming the field, e.g. ``textDetThresh: Input
+    should be less than or equal to 1``; ``wrong_shape`` for a body that is not an object (the
+    other protocols' requests: PaddleX's, PaddleHub's)."""
+    first = error.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return BadRequest("body is not valid JSON")
+    if not first["loc"]:
+        return BadRequest(wrong_shape)
+    return BadRequest(f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+
+
 def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
 

@@ -5,7 +5,6 @@ envelope with a proper status, and the service keeps serving."""
 
 from __future__ import annotations
 
-import base64
 import json
 
 import httpx
@@ -13,15 +12,11 @@ import pytest
 
 from pdserving.services import local_handler
 from pdserving.web.app import create_app
-from tests.helpers.images import encode, text_image, text_line
+from tests.helpers.images import b64, encode, text_image, text_line
 from tests.helpers.requests import SETTINGS
 from tests.helpers.servers import serve
 
 HEADERS = {"Content-type": "application/json"}  # what test_hubserving.py sends
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("utf8")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from pdserving import cli
 from pdserving.services import local_handler, remote_handler
 from pdserving.web.app import WebSettings, create_app
 from pdserving.net import free_port
-from tests.helpers.images import text_image
+from tests.helpers.images import b64, text_image
 from tests.helpers.pdfs import blank_pdf, encrypted_pdf, no_pages_pdf, pdf_of
 from tests.helpers.paths import ROOT
 from tests.helpers.servers import serve
@@ -34,10 +34,6 @@ RECORDED = json.loads((Path(__file__).parents[1] / "data" / "paddlex_3.7.2_answe
 SETTINGS = WebSettings(max_body_bytes=8 << 20, max_pdf_pages=5)
 SAMPLE = ROOT / "samples" / "doc_mixed.png"  # the image PaddleX answered in tests/data
 PAGES = ["BRAVE768", "CHART259", "DWARF347"]
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 @pytest.fixture(scope="module")
