@@ -32,7 +32,8 @@ def draw_ocr(img: np.ndarray, boxes: np.ndarray, texts: list[str]) -> np.ndarray
     page = Image.new("RGB", (w, h), "white")
     pen = ImageDraw.Draw(page)
     points = [np.rint(b).astype(np.int32) for b in np.asarray(boxes).reshape(-1, 4, 2)]
-    for pts, text, color in zip(points, texts, _colors(len(points)).tolist()):
+    colors = _colors(len(points)).tolist()
+    for pts, text, color in zip(points, texts, colors):
         cv2.fillPoly(tinted, [pts], color)
         rgb = tuple(color[::-1])
         pen.polygon([tuple(p) for p in pts.tolist()], outline=rgb)
@@ -44,7 +45,7 @@ def draw_ocr(img: np.ndarray, boxes: np.ndarray, texts: list[str]) -> np.ndarray
             size = max(8, int(size * box_w / length))
         pen.text((int(x) + 2, int(y)), text, fill=rgb, font=_font(size))
     left = cv2.addWeighted(tinted, _ALPHA, img, 1 - _ALPHA, 0)
-    for pts, color in zip(points, _colors(len(points)).tolist()):
+    for pts, color in zip(points, colors):
         cv2.polylines(left, [pts], True, color, 2)
     right = cv2.cvtColor(np.asarray(page), cv2.COLOR_RGB2BGR)
     return np.hstack([left, right])
