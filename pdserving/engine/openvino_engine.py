@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 from typing import Sequence
 
@@ -22,6 +23,16 @@ from pdserving.engine.model_folder import BEST_PATH, ModelFolder
 _core = None
 
 
+def _openvino():
+    """``openvino``, imported without its telemetry: on import, openvino sends a usage event to
+    Google Analytics (openvino_telemetry) unless the user opted out in ~/intel. The kit makes no
+    connection but to its own peers, so ``openvino_telemetry`` is made unimportable first, and
+    openvino falls back to its own no-op stub (its ImportError path)."""
+    sys.modules.setdefault("openvino_telemetry", None)
+    import openvino
+    return openvino
+
+
 class ModelUnreadable(EngineError):
     """OpenVINO cannot read or compile this model (the caller falls back to Paddle)."""
 
@@ -31,7 +42,7 @@ def core():
     global _core
     if _core is None:
         try:
-            import openvino
+            openvino = _openvino()
         except ImportError:
             raise ModelUnreadable("openvino is not installed (pip install -r requirements.txt)")
         _core = openvino.Core()
@@ -156,8 +167,7 @@ class OpenVINOEngine(Engine):
 
 def ov_model(results, like):
     """An ``openvino.Model`` of ``results``, with the inputs and name of model ``like``."""
-    import openvino as ov
-    return ov.Model(list(results), like.get_parameters(), like.get_friendly_name())
+    return _openvino().Model(list(results), like.get_parameters(), like.get_friendly_name())
 
 
 def with_best_path(model):
@@ -165,7 +175,7 @@ def with_best_path(model):
     and its probability, computed from the class probabilities (its output, kept second) in the
     graph. The services fetch only it: 2 floats per step leave the engine instead of thousands
     (docs/design.md §3.8)."""
-    from openvino import opset13 as ops
+    ops = _openvino().opset13
 
     probs = model.get_results()[0].input_value(0)  # what the first output gives
     top = ops.topk(probs, ops.constant(np.int64(1)), axis=-1, mode="max", sort="none",

@@ -1,5 +1,6 @@
 """The OpenVINO engine on the real models: the same answers as Paddle, in one process."""
 
+import os
 import threading
 
 import cv2
@@ -140,3 +141,30 @@ def test_models_openvino_cannot_read_are_refused_in_one_line(pir_model, argmax_m
         OpenVINOEngine(argmax_model)
     for e in (pir.value, argmax.value):
         assert "\n" not in str(e)
+
+
+def test_openvino_sends_no_telemetry(tmp_path, model_root):
+    """Imported by the engine, openvino uses its no-op telemetry stub: no usage event to Google
+    Analytics (which openvino_telemetry sends on import when ~/intel holds no opt-out), no
+    client id written to the user's home, and no socket but to 127.0.0.1."""
+    import subprocess
+    import sys
+
+    code = ("import socket\n"
+            "def connect(self, address, _connect=socket.socket.connect):\n"
+            "    if self.family in (socket.AF_INET, socket.AF_INET6):\n"
+            "        raise SystemExit(f'connect to {address}')\n"
+            "    return _connect(self, address)\n"
+            "socket.socket.connect = connect\n"
+            "from pdserving.engine import EngineOptions\n"
+            "from pdserving.engine.openvino_engine import OpenVINOEngine\n"
+            f"OpenVINOEngine({str(model_root / 'ocr_det_model')!r}, EngineOptions())\n"
+            "import openvino.tools.ovc.telemetry_utils as t\n"
+            "print(t.tm.__name__)\n")
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("CI", None)  # openvino_telemetry stays quiet on CI: this test must not rely on it
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "openvino.tools.ovc.telemetry_stub"
+    assert not (tmp_path / "intel").exists()
