@@ -83,6 +83,10 @@ class Connection:
             ("grpc.per_rpc_retry_buffer_size", max_body_size),
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),
+            # A server known by name is looked up again when its connection fails, at most once
+            # a second (gRPC's default: every 30 s): a restarted container comes back on a new
+            # address (deploy/compose.yaml's det).
+            ("grpc.dns_min_time_between_resolutions_ms", 1000),
         ])
         self.stub = pb_grpc.GeneralModelServiceStub(self.channel)
 
