@@ -15,7 +15,7 @@ UV      := $(VENV)/bin/uv
 
 RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: install install-ray models serve serve-fast serve-ray test test-fast bench proto clean install-gpu serve-gpu serve-fast-gpu
+.PHONY: install install-ray models serve serve-fast serve-ray test test-fast bench proto clean install-gpu serve-gpu serve-fast-gpu image image-ray image-test
 
 # uv installs the requirements through its cache in $(VENV)/uv-cache, which then holds every wheel
 # they need: tests/test_packaging.py installs pdserving into fresh venvs from it, offline, in
@@ -75,7 +75,7 @@ serve-ray: $(RAY_STAMP)
 # Everything, in two runs: the suite but Ray on two pytest workers (a file's tests stay on one
 # worker, so its servers start once), then the Ray tests alone (one Ray cluster at a time).
 test: $(RAY_STAMP)
-	$(VPY) -m pytest -n 2 --dist loadfile --ignore=tests/ray
+	$(VPY) -m pytest -n 2 --dist loadfile --ignore=tests/ray --ignore=tests/container
 	$(VPY) -m pytest tests/ray
 
 # The suite while changing code: the steps, engines, protocols, web app and limits in-process,
@@ -84,7 +84,23 @@ test: $(RAY_STAMP)
 # conftest imports Ray, which this target does not install). `make test` (CI) runs everything.
 FAST_MARKS := not (browser or ray or packaging or netns or gpu_build or e2e or bench)
 test-fast: $(STAMP)
-	$(VPY) -m pytest -n auto -m "$(FAST_MARKS)" --ignore=tests/ray
+	$(VPY) -m pytest -n auto -m "$(FAST_MARKS)" --ignore=tests/ray --ignore=tests/container
+
+# The container images (Containerfile; README, "Containers"), with podman, runc and mmdebstrap;
+# BASE=IMAGE builds on another base. image-test builds both, then runs them: fast mode offline,
+# standard mode as deploy/compose.yaml's two containers (podman-compose), and the Ray image.
+IMAGE     ?= localhost/pdserving:latest
+RAY_IMAGE ?= localhost/pdserving-ray:latest
+BASE      ?=
+image:
+	BASE="$(BASE)" deploy/podman/image.sh serve $(IMAGE)
+
+image-ray:
+	BASE="$(BASE)" deploy/podman/image.sh ray $(RAY_IMAGE)
+
+image-test: $(STAMP) image image-ray
+	PDSERVING_IMAGE=$(IMAGE) PDSERVING_RAY_IMAGE=$(RAY_IMAGE) CONTAINERS_CONF=$(CURDIR)/deploy/podman/containers.conf \
+		$(VPY) -m pytest tests/container
 
 # The bench writes its own model folders, one per family (bench/data/models/).
 bench: $(STAMP)

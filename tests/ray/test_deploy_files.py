@@ -146,10 +146,12 @@ def test_rayservice_containers_expose_the_serve_port(rayservice):
         assert ports.get("serve") == PORT, container["name"]
 
 
-def test_rayservice_runs_the_pinned_ray(rayservice):
-    version = ray_pin()
-    assert rayservice["spec"]["rayClusterConfig"]["rayVersion"] == version
+def test_rayservice_runs_the_kits_ray_image(rayservice):
+    """Every pod runs the image `make image-ray` builds (the Containerfile's ray target, which
+    installs requirements-ray.txt: the Ray of rayVersion)."""
+    assert rayservice["spec"]["rayClusterConfig"]["rayVersion"] == ray_pin()
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    tag = re.search(r"^RAY_IMAGE\s*\?=\s*(\S+)", makefile, re.M).group(1)
     for container in containers(rayservice):
-        # Ray's own image (or one built on it, named by its user): Python 3.11 and the pinned Ray
-        if container["image"].startswith("rayproject/ray:"):
-            assert container["image"] == f"rayproject/ray:{version}-py311", container["name"]
+        assert container["image"] == tag, container["name"]
+    assert "FROM base AS ray" in (ROOT / "Containerfile").read_text(encoding="utf-8")
