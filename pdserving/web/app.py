@@ -72,6 +72,11 @@ class WebSettings:
     url_hosts: tuple[str, ...] = ()     # hosts a "file" URL may name; none: URLs refused
     url_timeout: float = 10.0           # seconds to fetch a URL, all of it
 
+    def timed_out(self) -> Unavailable:
+        """The 503 of a request past ``request_timeout``."""
+        return Unavailable(f"request timed out after {self.request_timeout:g} s",
+                           self.retry_after)
+
 
 def error_body(err_no: int, message: str) -> ErrorBody:
     """The error body of docs/design.md §2.3: the message in both ``result`` and ``err_msg``."""
@@ -113,8 +118,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
                     body = await read_body(request, settings.max_body_bytes)
                     answer = partial(front.answer, body, request.path_params)
                     return JSONResponse(await admission.run(answer))
-            raise Unavailable(f"request timed out after {settings.request_timeout:g} s",
-                              settings.retry_after)
+            raise settings.timed_out()
         return predict
 
     async def ready(request: Request) -> Response:

@@ -24,8 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from pdserving import pdf
-from pdserving.errors import (BadRequest, PayloadTooLarge, ServingError, Unavailable,
-                              Unprocessable)
+from pdserving.errors import BadRequest, PayloadTooLarge, ServingError, Unprocessable
 from pdserving.imageio import b64decode, decode_image
 from pdserving.ops import draw
 from pdserving.pipeline import OcrPipeline, Reading
@@ -143,8 +142,7 @@ def answer(pipeline: OcrPipeline, settings, body: bytes, path_params: Mapping[st
         results = []
         for img in pages:
             if time.monotonic() > deadline:
-                raise Unavailable(f"request timed out after {settings.request_timeout:g} s",
-                                  settings.retry_after)
+                raise settings.timed_out()
             results.append(_page(pipeline.read(img, **options), img, visualize))
     except (BadRequest, PayloadTooLarge) as e:
         error: ServingError = Unprocessable(e.message)
