@@ -32,6 +32,7 @@ ENV = {**os.environ,
        "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF",
                                          str(ROOT / "deploy" / "podman" / "containers.conf"))}
 FETCH = "res,dt_boxes,rec_scores"
+LABELS = json.loads((SAMPLES / "labels.json").read_text(encoding="utf-8"))
 START_TIMEOUT_S = 120
 
 
@@ -106,8 +107,7 @@ def offline(image):
 def test_offline_container_answers_as_serve_fast(offline, serve_fast_answers):
     out = podman("exec", offline, "python", "ocr_web_client.py", "--fetch", FETCH)
     assert out.stdout == serve_fast_answers
-    assert len(out.stdout.splitlines()) == len(json.loads((SAMPLES / "labels.json")
-                                                          .read_text(encoding="utf-8")))
+    assert len(out.stdout.splitlines()) == len(LABELS)
 
 
 def test_runs_as_a_user_not_root(offline, image):
@@ -154,12 +154,11 @@ def test_flags_pass_through_on_a_published_port(image):
            "--family", "PP-OCRv6_tiny", "--drop_score", "0.5")
     try:
         wait_healthy(container)
-        labels = json.loads((SAMPLES / "labels.json").read_text(encoding="utf-8"))
         out = client("--url", f"http://127.0.0.1:{port}/ocr/prediction")
         answers = {line.split(" ", 1)[0]: json.loads(line.split(" ", 1)[1])
                    for line in out.splitlines()}
         read = "\n".join(answers["doc_english.png"]["result"]["res"])  # tiny: a "." may go
-        assert difflib.SequenceMatcher(None, read, "\n".join(labels["doc_english.png"])) \
+        assert difflib.SequenceMatcher(None, read, "\n".join(LABELS["doc_english.png"])) \
             .ratio() > 0.95, read
         assert min(min(a["result"]["rec_scores"], default=1) for a in answers.values()) >= 0.5
         logs = podman("logs", container).stderr
@@ -232,8 +231,7 @@ def test_compose_serves_standard_mode(image, serve_fast_answers):
             answers[-1].status_code == 200, 10, "the web service reaching det again",
             interval=0.5)
         r = answers[-1]
-        labels = json.loads((SAMPLES / "labels.json").read_text(encoding="utf-8"))
-        assert r.json()["result"]["res"] == labels["doc_english.png"]
+        assert r.json()["result"]["res"] == LABELS["doc_english.png"]
     finally:
         down = compose(project, "down", port=port)
         assert down.returncode == 0, down.stderr

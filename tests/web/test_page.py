@@ -72,6 +72,15 @@ def result(page: Page, n: int | str, state: str = "done") -> Locator:
     return card
 
 
+def failed(page: Page, n: int, message: str) -> Locator:
+    """Card ``n`` in the error state: ``message`` as its alert, "Failed", no image."""
+    card = result(page, n, "error")
+    assert card.locator("[role=alert]").inner_text() == message
+    assert card.locator(".summary").inner_text() == "Failed"
+    assert card.locator("img").is_hidden()
+    return card
+
+
 def lines(card: Locator) -> list[str]:
     return card.locator("ol.lines > li .text").all_inner_texts()
 
@@ -148,17 +157,13 @@ def test_a_non_image_shows_the_service_message_and_the_page_goes_on(browser, ocr
     with opened(browser, ocr) as (page, log):
         page.set_input_files("#file", {"name": "notes.txt", "mimeType": "text/plain",
                                        "buffer": junk})
-        card = result(page, 1, "error")
+        card = failed(page, 1, message)
         assert card.locator(".error").inner_text() == message
-        assert card.locator("[role=alert]").inner_text() == message
-        assert card.locator(".summary").inner_text() == "Failed"
-        assert card.locator("img").is_hidden()
         # Named and typed as an image: the browser cannot show it either (no broken image).
         page.set_input_files("#file", {"name": "photo.png", "mimeType": "image/png",
                                        "buffer": junk})
-        card = result(page, 2, "error")
+        card = failed(page, 2, message)
         assert card.locator(".error").inner_text() == message
-        assert card.locator("img").is_hidden()
         page.set_input_files("#file", SAMPLES / "sign_exit.jpg")
         assert lines(result(page, 3)) == samples["sign_exit.jpg"][1]
         log.assert_clean(expected=(STATUS_400,))
@@ -236,11 +241,8 @@ def test_a_corrupt_pdf_shows_the_service_message(browser, fast_ocr):
     with opened(browser, fast_ocr) as (page, log):
         page.set_input_files("#file", {"name": "bad.pdf", "mimeType": "application/pdf",
                                        "buffer": junk})
-        card = result(page, 1, "error")
-        assert card.locator("[role=alert]").inner_text() == message
+        card = failed(page, 1, message)
         assert card.locator("h2").inner_text() == "bad.pdf"
-        assert card.locator(".summary").inner_text() == "Failed"
-        assert card.locator("img").is_hidden()
         assert page.locator(".result").count() == 1
         log.assert_clean(expected=(STATUS_422,))
 
