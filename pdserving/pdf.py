@@ -65,16 +65,27 @@ class PdfPages:
                 closing.result()
 
 
+def _has_no_pages(data: bytes) -> bool:
+    """Whether pdfium opens ``data`` but finds no page in it. pypdfium2 refuses such a file with
+    pdfium's last error, which no successful open resets: after a corrupt or encrypted file it
+    names that file's fault, so the error code cannot tell them apart; opening again can."""
+    raw = pdfium_c.FPDF_LoadMemDocument64(data, len(data), None)
+    if not raw:
+        return False
+    pdfium_c.FPDF_CloseDocument(raw)
+    return True
+
+
 def _open(data: bytes, max_pages: int, max_pixels: int, scale: float
           ) -> tuple[pdfium.PdfDocument, list[tuple[int, int]]]:
     try:
         doc = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as e:
+        if _has_no_pages(data):  # first: the error code of such a file is a previous file's
+            raise BadRequest("PDF has no pages") from None
         if e.err_code == pdfium_c.FPDF_ERR_PASSWORD:
             raise BadRequest("PDF is encrypted (password-protected); send it unprotected"
                              ) from None
-        if e.err_code == pdfium_c.FPDF_ERR_SUCCESS:  # pdfium's answer for a file of no pages
-            raise BadRequest("PDF has no pages") from None
         raise BadRequest("PDF is corrupt or not a PDF file") from None
     try:
         n = len(doc)

@@ -88,6 +88,17 @@ def test_a_pdf_of_no_pages_is_refused():
     assert refusal(no_pages_pdf()) == "PDF has no pages"
 
 
+def test_each_refusal_names_its_own_file_whatever_came_before():
+    """pdfium's last error outlives a file: a no-pages file after a corrupt or an encrypted one
+    is still refused for having no pages, and each of those for its own fault after it."""
+    corrupt, encrypted = b"%PDF-1.4\njunk", encrypted_pdf(pdf_of([text_image("SECRET")]))
+    for before in (corrupt, encrypted, no_pages_pdf()):
+        refusal(before)
+        assert refusal(no_pages_pdf()) == "PDF has no pages"
+        assert refusal(corrupt) == "PDF is corrupt or not a PDF file"
+        assert "encrypted" in refusal(encrypted)
+
+
 def test_a_truncated_pdf_is_corrupt():
     data = pdf_of([text_image("CUT SHORT")])
     assert refusal(data[:len(data) // 2]) == "PDF is corrupt or not a PDF file"
