@@ -88,9 +88,7 @@ def _open(data: bytes, max_pages: int, max_pixels: int, scale: float
                              ) from None
         raise BadRequest("PDF is corrupt or not a PDF file") from None
     try:
-        n = len(doc)
-        if n == 0:
-            raise BadRequest("PDF has no pages")
+        n = len(doc)  # at least 1: pypdfium2 refuses a file of none (above)
         if n > max_pages:
             raise BadRequest(f"PDF has {n} pages; at most {max_pages} per request "
                              "(--max_pdf_pages)")
