@@ -1,15 +1,13 @@
 """Model servers as child processes: the internal rec/det server of the web services, and tests.
 
-The child is tied to its parent (it gets SIGTERM if the parent dies), so a killed web service
-leaves no orphan model server behind.
+The child is tied to its parent (it gets SIGTERM if the parent dies, ``pdserving.parent``), so a
+killed web service leaves no orphan model server behind.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -17,15 +15,9 @@ from pathlib import Path
 
 from pdserving.engine import EngineOptions, engine_flags
 from pdserving.net import free_port, wait_until
+from pdserving.parent import PARENT_ENV
 
-PR_SET_PDEATHSIG = 1
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
-
-
-def die_with_parent() -> None:
-    """Ask the kernel to SIGTERM this process when its parent dies (Linux)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def terminate(proc: subprocess.Popen, grace: float) -> int:
@@ -40,7 +32,8 @@ def terminate(proc: subprocess.Popen, grace: float) -> int:
 
 
 class ServerProcess:
-    """A server in a child process, ready once it prints its "... ready on ..." line."""
+    """A server in a child process, ready once it prints its "... ready on ..." line. The child
+    ties itself to this process when it imports pdserving (every server of the kit does)."""
 
     def __init__(self, args: list[str], name: str, endpoint: str = "", *,
                  cwd: str | os.PathLike | None = None, env: dict[str, str] | None = None):
@@ -60,8 +53,9 @@ class ServerProcess:
             path = os.pathsep.join(filter(None, [str(PACKAGE_PARENT),
                                                  os.environ.get("PYTHONPATH")]))
             env = {**os.environ, "PYTHONPATH": path}
+        env = {**env, PARENT_ENV: str(os.getpid())}
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, preexec_fn=die_with_parent, cwd=self.cwd, env=env)
+                                     text=True, cwd=self.cwd, env=env)
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
         try:

@@ -26,7 +26,7 @@ from pdserving import malloc
 from pdserving.engine import Engine, EngineOptions
 from pdserving.engine.model_folder import ModelFolder
 from pdserving.engine.paddle_engine import check_gpu
-from pdserving.launcher import die_with_parent
+from pdserving.parent import die_with_parent
 
 log = logging.getLogger(__name__)
 ALIGN = 64
