@@ -3,6 +3,7 @@ waits for something to come up (servers, their children, the tests and the bench
 
 from __future__ import annotations
 
+import resource
 import socket
 import time
 from typing import Callable, TypeVar
@@ -60,3 +61,16 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str = "conditio
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not after {timeout:g} s")
         time.sleep(interval)
+
+
+def raise_fd_limit() -> int:
+    """Lift this process's soft limit on open files to its hard limit, as Go's runtime does: the
+    usual soft default, 1024, is below what a server's connection caps allow. The new limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # an unlimited hard limit above the kernel's nr_open
+            pass
+    return soft

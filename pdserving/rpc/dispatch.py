@@ -2,28 +2,36 @@
 (docs/design.md §4.4).
 
 grpcio's server speaks only HTTP/2 and cannot adopt a connection accepted elsewhere, so the
-dispatcher owns the public listening socket. It peeks at the first bytes of each connection (the
-HTTP/2 client preface means gRPC, anything else HTTP/1.1) and relays the connection, unchanged,
-to the gRPC server or the HTTP app, each listening on a unix socket. The bytes move with
-splice(2) through a pipe: the kernel passes them from socket to socket, so an 11 MB tensor is
-never copied through Python, and a relay thread holds the GIL only between system calls.
+dispatcher owns the public listening socket. It reads the first bytes of each connection (the
+HTTP/2 client preface means gRPC, anything else HTTP/1.1) and relays the connection, those bytes
+first and all unchanged, to the gRPC server or the HTTP app, each listening on a unix socket.
+The bytes move with splice(2) through a pipe: the kernel passes them from socket to socket, so
+an 11 MB tensor is never copied through Python, and a relay thread holds the GIL only between
+system calls. How long a connection may take to say where it goes: docs/design.md §2.9.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
+import re
+import selectors
 import socket
-import struct
 import threading
 import time
+
+from pdserving.net import raise_fd_limit
 
 log = logging.getLogger(__name__)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # what every HTTP/2 (gRPC) client sends first
-PEEK_TIMEOUT_S = 10  # a client silent this long after connecting is dropped
-MAX_CONNECTIONS = 256  # relayed at once; beyond that a new connection is closed at once
+HEAD_END = re.compile(rb"\n\r?\n")  # the blank line that ends an HTTP/1.1 request head
+MAX_HEAD = 64 << 10  # an HTTP head this long goes on unfinished (the HTTP side refuses it)
+HEAD_TIMEOUT_S = 10  # from connecting to a gRPC preface or a whole HTTP head
+MAX_PENDING = 1000  # connections awaiting their first bytes; beyond, the oldest is dropped
+MAX_CONNECTIONS = 256  # relayed at once; beyond, the one idle longest is ended
 PIPE_SIZE = 1 << 20  # Linux's default limit for an unprivileged pipe (fs.pipe-max-size)
 # A unix socket's send buffer is all that holds bytes on their way to the server (the default,
 # 208 kB, stalls an 11 MB request every few chunks); the kernel caps it at net.core.wmem_max.
@@ -32,36 +40,51 @@ UNIX_SNDBUF = 4 << 20
 
 class Dispatcher:
     """Accepts on ``listener`` (bound, not yet listening) and relays each connection to the
-    unix socket ``grpc_path`` or ``http_path`` by its protocol."""
+    unix socket ``grpc_path`` or ``http_path`` by its protocol.
+
+    One thread holds every connection until its first bytes tell where it goes: a gRPC preface,
+    or a whole HTTP request head (so a client holding half a head costs a file descriptor, not
+    a thread). Clients silent or slow past ``head_timeout`` are dropped, and a flood of them
+    beyond ``max_pending`` drops its own oldest members, not newcomers. A routed connection gets
+    a relay (two threads); beyond ``max_connections`` the relay idle longest is ended.
+    """
 
     def __init__(self, listener: socket.socket, grpc_path: str, http_path: str,
-                 max_connections: int = MAX_CONNECTIONS):
+                 max_connections: int = MAX_CONNECTIONS, max_pending: int = MAX_PENDING,
+                 head_timeout: float = HEAD_TIMEOUT_S):
         self.listener = listener
         self.grpc_path = grpc_path
         self.http_path = http_path
         self.max_connections = max_connections
+        self.max_pending = max_pending
+        self.head_timeout = head_timeout
         self._relays: dict[Relay, threading.Thread] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._acceptor = threading.Thread(target=self._accept, name="pdserving-dispatch",
+        self._wake, self._waker = socket.socketpair()
+        self._acceptor = threading.Thread(target=self._serve, name="pdserving-dispatch",
                                           daemon=True)
 
     def start(self) -> "Dispatcher":
+        raise_fd_limit()
         self.listener.listen(socket.SOMAXCONN)
+        self.listener.setblocking(False)
         self._acceptor.start()
         return self
 
     def close(self) -> None:
-        """Stop accepting; relayed connections go on (calls in flight finish)."""
+        """Stop accepting and drop connections not yet routed; relayed ones go on (calls in
+        flight finish)."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept() (Linux)
-        except OSError:
-            pass  # never listened
+        self._waker.send(b"\0")
         if self._acceptor.is_alive():
             self._acceptor.join()
         self.listener.close()
+        self._wake.close()
+        self._waker.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting and end every relayed connection."""
@@ -73,27 +96,89 @@ class Dispatcher:
         for thread in relays.values():
             thread.join(timeout)
 
-    def _accept(self) -> None:
-        while True:
+    def _serve(self) -> None:
+        pending: dict[socket.socket, Pending] = {}  # in the order they came
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.listener, selectors.EVENT_READ)
+            selector.register(self._wake, selectors.EVENT_READ)
+            try:
+                while not self._closed:
+                    first = next(iter(pending.values()), None)
+                    wait = None if first is None else max(first.deadline - time.monotonic(), 0)
+                    for key, _ in selector.select(wait):
+                        if key.fileobj is self.listener:
+                            self._accept(selector, pending)
+                        elif key.fileobj is not self._wake:
+                            self._read(selector, pending, pending[key.fileobj])
+                    now = time.monotonic()
+                    while pending and (first := next(iter(pending.values()))).deadline <= now:
+                        self._drop(selector, pending, first.conn)
+            finally:
+                for conn in list(pending):
+                    self._drop(selector, pending, conn)
+
+    def _accept(self, selector: selectors.BaseSelector, pending: dict) -> None:
+        for _ in range(64):  # then let the waiting connections have a turn
             try:
                 conn, _ = self.listener.accept()
-            except OSError as e:
-                with self._lock:
-                    if self._closed:
-                        return
-                # Out of file descriptors: the connection waits in the backlog meanwhile.
+            except BlockingIOError:
+                return
+            except OSError as e:  # out of file descriptors: free the oldest waiting one's
                 log.warning("model server: accept failed: %s", e)
-                time.sleep(0.1)
-                continue
-            with self._lock:
-                if self._closed or len(self._relays) >= self.max_connections:
-                    conn.close()
-                    continue
-                relay = Relay(conn, self)
-                thread = threading.Thread(target=self._run, args=(relay,),
-                                          name="pdserving-relay", daemon=True)
-                self._relays[relay] = thread
-            thread.start()
+                if pending and e.errno in (errno.EMFILE, errno.ENFILE):
+                    self._drop(selector, pending, next(iter(pending)))
+                else:
+                    time.sleep(0.1)
+                return
+            conn.setblocking(False)
+            pending[conn] = Pending(conn, time.monotonic() + self.head_timeout)
+            selector.register(conn, selectors.EVENT_READ)
+            if len(pending) > self.max_pending:
+                self._drop(selector, pending, next(iter(pending)))
+
+    def _read(self, selector: selectors.BaseSelector, pending: dict, waiting: Pending) -> None:
+        try:
+            data = waiting.conn.recv(MAX_HEAD)
+        except BlockingIOError:
+            return
+        except OSError:  # reset by the client
+            data, waiting.head = b"", bytearray()
+        waiting.head += data
+        path = self.route(bytes(waiting.head), ended=not data)
+        if path is None and data:
+            return  # more to come
+        selector.unregister(waiting.conn)
+        del pending[waiting.conn]
+        if path is None:
+            waiting.conn.close()
+        else:
+            self._relay(Relay(waiting.conn, self, path, bytes(waiting.head), ended=not data))
+
+    @staticmethod
+    def _drop(selector: selectors.BaseSelector, pending: dict, conn: socket.socket) -> None:
+        selector.unregister(conn)
+        del pending[conn]
+        conn.close()
+
+    def route(self, head: bytes, ended: bool = False) -> str | None:
+        """The unix socket for a connection that began with ``head``; None while it takes
+        more bytes to tell (a client that has ``ended`` sending gets its answer now)."""
+        if head.startswith(PREFACE):
+            return self.grpc_path
+        if not head or (PREFACE.startswith(head) or not HEAD_END.search(head)) \
+                and len(head) < MAX_HEAD and not ended:
+            return None
+        return self.http_path
+
+    def _relay(self, relay: Relay) -> None:
+        with self._lock:
+            live = [r for r in self._relays if not r.ended]
+            if len(live) >= self.max_connections:
+                min(live, key=lambda r: r.last_active).end()
+            thread = threading.Thread(target=self._run, args=(relay,), name="pdserving-relay",
+                                      daemon=True)
+            self._relays[relay] = thread
+        thread.start()
 
     def _run(self, relay: Relay) -> None:
         try:
@@ -102,34 +187,53 @@ class Dispatcher:
             with self._lock:
                 del self._relays[relay]
 
-    def route(self, first: bytes) -> str:
-        """The unix socket for a connection that began with ``first``."""
-        return self.grpc_path if first == PREFACE else self.http_path
+
+class Pending:
+    """A connection not yet routed: the bytes it has sent, and when it must be done."""
+
+    __slots__ = ("conn", "deadline", "head")
+
+    def __init__(self, conn: socket.socket, deadline: float):
+        self.conn = conn
+        self.deadline = deadline
+        self.head = bytearray()
 
 
 class Relay:
     """One client connection and its upstream one, relayed both ways until either side ends.
 
-    A client's half-close (request sent, reply awaited) is passed on; the upstream server's end
-    of the connection ends the relay, as neither gRPC nor HTTP talks on after the server's close.
+    The bytes the dispatcher read to route the connection go first. A client's half-close
+    (request sent, reply awaited) is passed on; the upstream server's end of the connection
+    ends the relay, as neither gRPC nor HTTP talks on after the server's close.
     """
 
-    def __init__(self, client: socket.socket, dispatcher: Dispatcher):
+    def __init__(self, client: socket.socket, dispatcher: Dispatcher, path: str,
+                 head: bytes = b"", ended: bool = False):
         self.client = client
         self.dispatcher = dispatcher
+        self.path = path
+        self.head = head
+        self.client_ended = ended
         self.upstream: socket.socket | None = None
+        self.last_active = time.monotonic()
+        self.ended = False
         self._lock = threading.Lock()
-        self._ended = False
 
     def run(self) -> None:
         try:
-            first = self._peek()
-            if first and self._connect(self.dispatcher.route(first)):
-                back = threading.Thread(target=self._pump, args=(self.upstream, self.client),
-                                        name="pdserving-relay", daemon=True)
-                back.start()
-                self._pump(self.client, self.upstream)
-                back.join()
+            self.client.setblocking(True)  # the relay's threads wait in splice(2)
+            self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # gRPC's own
+            if self._connect():
+                self.upstream.sendall(self.head)
+                if self.client_ended:
+                    self.upstream.shutdown(socket.SHUT_WR)
+                    self._pump(self.upstream, self.client)
+                else:
+                    back = threading.Thread(target=self._pump, args=(self.upstream, self.client),
+                                            name="pdserving-relay", daemon=True)
+                    back.start()
+                    self._pump(self.client, self.upstream)
+                    back.join()
         except OSError:
             pass  # a client that went away, or a server stopping: nothing to tell anyone
         finally:
@@ -141,7 +245,7 @@ class Relay:
     def end(self) -> None:
         """Wake both directions (blocked reads return EOF) so the relay's threads finish."""
         with self._lock:
-            self._ended = True
+            self.ended = True
             for sock in (self.client, self.upstream):
                 if sock is not None:
                     try:
@@ -149,30 +253,15 @@ class Relay:
                     except OSError:
                         pass  # already closed by the peer
 
-    def _peek(self) -> bytes:
-        """The connection's first bytes, left in place for the server that gets them: enough
-        to tell the HTTP/2 preface from an HTTP/1.1 request line; b"" if the client is silent."""
-        sock = self.client
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", PEEK_TIMEOUT_S, 0))
-        try:
-            first = sock.recv(len(PREFACE), socket.MSG_PEEK)
-            if first and len(first) < len(PREFACE) and PREFACE.startswith(first):
-                first = sock.recv(len(PREFACE), socket.MSG_PEEK | socket.MSG_WAITALL)
-        except BlockingIOError:  # SO_RCVTIMEO expired
-            return b""
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # gRPC's own setting
-        return first
-
-    def _connect(self, path: str) -> bool:
+    def _connect(self) -> bool:
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with self._lock:
-            if self._ended:
+            if self.ended:
                 upstream.close()
                 return False
             self.upstream = upstream
         upstream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UNIX_SNDBUF)
-        upstream.connect(path)
+        upstream.connect(self.path)
         return True
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
@@ -184,6 +273,7 @@ class Relay:
             except OSError:  # over the user's pipe memory (fs.pipe-user-pages-soft)
                 size = fcntl.fcntl(write, fcntl.F_GETPIPE_SZ)
             while n := os.splice(src.fileno(), write, size):
+                self.last_active = time.monotonic()
                 while n:
                     n -= os.splice(read, dst.fileno(), n)
             if src is self.client:

@@ -14,14 +14,15 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 
-from pdserving.net import PortInUse, bind
+from pdserving.net import PortInUse, bind, raise_fd_limit
 from pdserving.web.app import PREDICT_PATH
+from pdserving.web.connections import GuardedH11Protocol
 
 
 # uvicorn's HTTP parser and event loop, named for every server of ours: uvicorn would pick
 # httptools and uvloop where installed (Ray brings them), and our servers must parse requests the
-# same way on every install.
-PARSER_AND_LOOP = {"http": "h11", "loop": "asyncio"}
+# same way on every install. The parser is h11's, with bounds for idle and slow clients.
+PARSER_AND_LOOP = {"http": GuardedH11Protocol, "loop": "asyncio"}
 
 
 class _Server(uvicorn.Server):
@@ -43,6 +44,7 @@ def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
     taken, 130 after Ctrl-C. (On SIGTERM uvicorn re-raises the signal once the shutdown is
     done, so the process ends as killed by SIGTERM, as supervisors expect.) ``also`` ends the
     ready line (e.g. the other port a process serves on)."""
+    raise_fd_limit()
     try:
         sock = bind(host, port)
     except PortInUse as e:

@@ -9,7 +9,6 @@ import time
 import pytest
 
 from pdserving.net import bind, wait_until
-from pdserving.rpc import dispatch
 from pdserving.rpc.dispatch import PREFACE, Dispatcher
 
 
@@ -101,32 +100,60 @@ def test_large_bytes_arrive_exactly_both_ways(start):
     assert exchange(start(), data) == b"grpc:" + data
 
 
-def test_a_silent_client_is_dropped_and_blocks_no_one(start, monkeypatch):
-    monkeypatch.setattr(dispatch, "PEEK_TIMEOUT_S", 1)
-    address = start()
-    with socket.create_connection(address, timeout=10) as silent:
+def closed(sock: socket.socket) -> bool:
+    """The server closed ``sock``: an end, or a reset if our bytes came after its close."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+HALF = b"POST /GeneralModelService/inference HTTP/1.1\r\nHost: x\r\n"  # no end of head
+
+
+@pytest.mark.parametrize("first", [b"", HALF, PREFACE[:10]])
+def test_a_silent_or_slow_client_is_dropped_and_blocks_no_one(start, first):
+    address = start(head_timeout=1)
+    with socket.create_connection(address, timeout=10) as slow:
+        slow.sendall(first)
         assert exchange(address, HTTP) == b"http:" + HTTP
         started = time.monotonic()
-        assert silent.recv(1) == b""
+        assert slow.recv(1) == b""
         assert 0.5 < time.monotonic() - started < 3
 
 
-def test_connections_over_the_bound_are_closed_at_once(start):
+def test_bytes_without_a_head_are_relayed_when_the_client_ends(start):
+    assert exchange(start(), b"junk") == b"http:junk"
+
+
+def test_a_flood_of_waiting_clients_drops_its_oldest_not_a_newcomer(start):
+    address = start(max_pending=3)
+    flood = [socket.create_connection(address, timeout=10) for _ in range(5)]
+    try:
+        for s in flood:
+            s.sendall(HALF)
+        assert exchange(address, HTTP) == b"http:" + HTTP
+        assert all(closed(s) for s in flood[:3])  # the two oldest, then one more for ours
+    finally:
+        for s in flood:
+            s.close()
+
+
+def test_relays_over_the_bound_end_the_one_idle_longest(start):
     address = start(max_connections=2)
     held = [socket.create_connection(address, timeout=10) for _ in range(2)]
     try:
-        with socket.create_connection(address, timeout=10) as third:
-            assert third.recv(1) == b""
+        for s in held:
+            s.sendall(PREFACE)  # relayed, the upstream waiting for more
+            time.sleep(0.2)
+        held[1].sendall(b"frame")  # the newer one is the more recent too
+        assert exchange(address, HTTP) == b"http:" + HTTP
+        assert held[0].recv(1) == b""
+        held[1].shutdown(socket.SHUT_WR)
+        assert held[1].recv(1 << 20) == b"grpc:" + PREFACE + b"frame"
     finally:
         for s in held:
             s.close()
-
-    def served() -> bool:
-        try:
-            return exchange(address, HTTP) == b"http:" + HTTP
-        except OSError:  # closed at once: the held ones are not yet gone
-            return False
-    wait_until(served, 5, "a slot again")
 
 
 def test_an_upstream_not_listening_closes_the_client_only(start, tmp_path):
