@@ -24,6 +24,7 @@ from pdserving.package import ensure_model
 from pdserving.net import PortInUse
 from pdserving.rpc import MAX_BODY_SIZE
 from pdserving.rpc.server import serve
+from pdserving.tls import TlsError, add_server_flags, server_tls
 
 GRACE_S = 5.0
 
@@ -54,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max_body_size", type=int, default=MAX_BODY_SIZE,
                    help="largest request/response in bytes (an HTTP body also once "
                         "decompressed)")
+    add_server_flags(p)
     return p.parse_args(argv)
 
 
@@ -80,9 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
+        tls = server_tls(args)
         server = serve(args.model, args.port, host=args.host, threads=args.thread,
-                       options=options, max_body_size=args.max_body_size, http=args.http)
-    except (EngineError, ModelNotFound, PortInUse, WorkerError) as e:
+                       options=options, max_body_size=args.max_body_size, http=args.http,
+                       tls=tls)
+    except (EngineError, ModelNotFound, PortInUse, WorkerError, TlsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     # The handler only records the signal: taking a lock in a handler (Event.set) deadlocks when

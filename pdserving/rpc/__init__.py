@@ -25,11 +25,15 @@ def server_options(max_body_size: int) -> list[tuple[str, int]]:
     return [*message_limits(max_body_size), ("grpc.so_reuseport", 0)]
 
 
-def listen(server: grpc.Server, address: str) -> None:
-    """``server`` takes calls on ``address`` once started; PortInUse if it cannot (grpcio
-    raises or returns 0, by version)."""
+def listen(server: grpc.Server, address: str,
+           credentials: grpc.ServerCredentials | None = None) -> None:
+    """``server`` takes calls on ``address`` once started (TLS only, with ``credentials``);
+    PortInUse if it cannot (grpcio raises or returns 0, by version)."""
     try:
-        bound = server.add_insecure_port(address)
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError:
         bound = 0
     if not bound:

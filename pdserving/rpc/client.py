@@ -30,6 +30,7 @@ from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.proto import general_model_service_pb2_grpc as pb_grpc
 from pdserving.rpc import MAX_BODY_SIZE, message_limits
 from pdserving.rpc.codec import from_tensor, to_tensor
+from pdserving.tls import ClientTls
 
 DEFAULT_TIMEOUT_S = 20.0
 SERVICE = "baidu.paddle_serving.predictor.general_model.GeneralModelService"
@@ -72,11 +73,26 @@ class Connection:
     """One channel to one or more model servers, turning failures into our exceptions."""
 
     def __init__(self, endpoints: Sequence[str], timeout: float = DEFAULT_TIMEOUT_S,
-                 max_body_size: int = MAX_BODY_SIZE, name: str = "model server"):
+                 max_body_size: int = MAX_BODY_SIZE, name: str = "model server",
+                 tls: ClientTls | None = None):
         self.endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         self.timeout = timeout
         self.name = name
-        self.channel = grpc.insecure_channel(channel_target(self.endpoints), options=[
+        target = channel_target(self.endpoints)
+        options = self.options(max_body_size)
+        if tls is None:
+            self.channel = grpc.insecure_channel(target, options=options)
+        else:
+            # Several endpoints make an address list, which names no server: the first one's
+            # host is the name their certificates are checked against.
+            host = self.endpoints[0].rpartition(":")[0].strip("[]")
+            self.channel = grpc.secure_channel(target, tls.grpc_credentials(), options=[
+                *options, ("grpc.ssl_target_name_override", host)])
+        self.stub = pb_grpc.GeneralModelServiceStub(self.channel)
+
+    @staticmethod
+    def options(max_body_size: int) -> list[tuple[str, str | int]]:
+        return [
             ("grpc.service_config", SERVICE_CONFIG),
             ("grpc.enable_retries", 1),
             *message_limits(max_body_size),
@@ -87,8 +103,7 @@ class Connection:
             # a second (gRPC's default: every 30 s): a restarted container comes back on a new
             # address (deploy/compose.yaml's det).
             ("grpc.dns_min_time_between_resolutions_ms", 1000),
-        ])
-        self.stub = pb_grpc.GeneralModelServiceStub(self.channel)
+        ]
 
     def call(self, request: pb.Request) -> pb.Response:
         """``inference``; Unavailable when no server answers, RpcError for any other failure."""
@@ -137,10 +152,10 @@ class RemoteModel:
 
     def __init__(self, endpoints: Sequence[str], feed_name: str = "x",
                  fetch_name: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-                 name: str = "model server"):
+                 name: str = "model server", tls: ClientTls | None = None):
         self.feed_name = feed_name
         self.fetch_name = fetch_name
-        self.connection = Connection(endpoints, timeout=timeout, name=name)
+        self.connection = Connection(endpoints, timeout=timeout, name=name, tls=tls)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         request = pb.Request(tensor=[to_tensor(batch, alias_name=self.feed_name)],
@@ -185,10 +200,11 @@ class Client:
         self.feeds = modelconf.by_name(modelconf.feed_vars(conf))
         self.fetches = modelconf.by_name(modelconf.fetch_vars(conf))
 
-    def connect(self, endpoints: Sequence[str],
-                max_body_size: int = MAX_BODY_SIZE) -> None:
+    def connect(self, endpoints: Sequence[str], max_body_size: int = MAX_BODY_SIZE,
+                tls: ClientTls | None = None) -> None:
+        """``tls``: speak TLS to the servers (pdserving.tls.ClientTls: the CA to trust)."""
         self.connection = Connection(endpoints, timeout=self.timeout,
-                                     max_body_size=max_body_size)
+                                     max_body_size=max_body_size, tls=tls)
 
     def predict(self, feed=None, fetch=None, batch: bool = False,
                 log_id: int = 0) -> dict[str, np.ndarray]:

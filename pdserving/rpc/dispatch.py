@@ -23,10 +23,12 @@ import threading
 import time
 
 from pdserving.net import raise_fd_limit
+from pdserving.tls import ALPN_H2, ALPN_HTTP1, alpn_offered
 
 log = logging.getLogger(__name__)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # what every HTTP/2 (gRPC) client sends first
+TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS connection (a handshake record)
 HEAD_END = re.compile(rb"\n\r?\n")  # the blank line that ends an HTTP/1.1 request head
 MAX_HEAD = 64 << 10  # an HTTP head this long goes on unfinished (the HTTP side refuses it)
 HEAD_TIMEOUT_S = 10  # from connecting to a gRPC preface or a whole HTTP head
@@ -51,8 +53,9 @@ class Dispatcher:
 
     def __init__(self, listener: socket.socket, grpc_path: str, http_path: str,
                  max_connections: int = MAX_CONNECTIONS, max_pending: int = MAX_PENDING,
-                 head_timeout: float = HEAD_TIMEOUT_S):
+                 head_timeout: float = HEAD_TIMEOUT_S, tls: bool = False):
         self.listener = listener
+        self.tls = tls
         self.grpc_path = grpc_path
         self.http_path = http_path
         self.max_connections = max_connections
@@ -149,7 +152,7 @@ class Dispatcher:
             return  # more to come
         selector.unregister(waiting.conn)
         del pending[waiting.conn]
-        if path is None:
+        if not path:
             waiting.conn.close()
         else:
             self._relay(Relay(waiting.conn, self, path, bytes(waiting.head), ended=not data))
@@ -162,7 +165,16 @@ class Dispatcher:
 
     def route(self, head: bytes, ended: bool = False) -> str | None:
         """The unix socket for a connection that began with ``head``; None while it takes
-        more bytes to tell (a client that has ``ended`` sending gets its answer now)."""
+        more bytes to tell (a client that has ``ended`` sending gets its answer now); "" for
+        one no server here speaks to."""
+        if self.tls and head:
+            if not head.startswith(TLS_HANDSHAKE):
+                return ""
+            offered = alpn_offered(head)
+            if offered is None and len(head) < MAX_HEAD and not ended:
+                return None
+            grpc = offered and ALPN_H2 in offered and ALPN_HTTP1 not in offered
+            return self.grpc_path if grpc else self.http_path
         if head.startswith(PREFACE):
             return self.grpc_path
         if not head or (PREFACE.startswith(head) or not HEAD_END.search(head)) \

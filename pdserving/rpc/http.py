@@ -37,7 +37,8 @@ from starlette.routing import Route
 from pdserving.errors import BadRequest, PayloadTooLarge, ServingError
 from pdserving.net import wait_until
 from pdserving.web.limits import read_body
-from pdserving.web.runner import PARSER_AND_LOOP
+from pdserving.tls import ServerTls
+from pdserving.web import runner
 from pdserving.proto import general_model_service_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -218,14 +219,15 @@ def failing(error: ServingError) -> Callable[[], pb.Request]:
 
 
 class HttpServer:
-    """``app`` under uvicorn in a thread of this process, on the unix socket ``path``."""
+    """``app`` under uvicorn in a thread of this process, on the unix socket ``path`` (TLS
+    only, with ``tls``)."""
 
-    def __init__(self, app: Starlette, path: str):
+    def __init__(self, app: Starlette, path: str, tls: ServerTls | None = None):
         self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.socket.bind(path)
-        self.server = uvicorn.Server(uvicorn.Config(
-            app, **PARSER_AND_LOOP, ws="none", lifespan="off", log_config=None,
-            access_log=False, server_header=False))
+        self.server = uvicorn.Server(runner.config(
+            app, tls, ws="none", lifespan="off", log_config=None, access_log=False,
+            server_header=False))
         self._thread = threading.Thread(target=self.server.run, args=([self.socket],),
                                         name="pdserving-http", daemon=True)
 

@@ -33,6 +33,7 @@ from pdserving.rpc import MAX_BODY_SIZE, listen, server_options
 from pdserving.rpc.codec import CodecError, from_tensor, to_tensor
 from pdserving.rpc.dispatch import Dispatcher
 from pdserving.rpc.http import HttpServer, create_app
+from pdserving.tls import ServerTls
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,8 @@ def grpc_server(service: GeneralModelService, pool: futures.ThreadPoolExecutor,
 
 def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", threads: int = 4,
           options: EngineOptions = EngineOptions(),
-          max_body_size: int = MAX_BODY_SIZE, http: bool = True) -> ModelServer:
+          max_body_size: int = MAX_BODY_SIZE, http: bool = True,
+          tls: ServerTls | None = None) -> ModelServer:
     """Load and warm up the model, then start serving it; returns the started server.
 
     ``threads`` threads take calls, gRPC and HTTP alike; ``options.instances`` of them run the
@@ -194,7 +196,8 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
     Paddle worker processes, or one per GPU). Raises ``PortInUse`` before loading the model if
     the address cannot be bound (SO_REUSEPORT is off, so a second server on the same port fails
     instead of silently sharing it). ``http=False``: gRPC alone, straight on the port, without
-    the relay's 1-4 ms per det call (for a model server only our own client calls).
+    the relay's 1-4 ms per det call (for a model server only our own client calls). ``tls``:
+    both protocols speak TLS only.
     """
     with ExitStack() as undo:  # what is started so far, stopped again if a later step fails
         listener = undo.enter_context(bind(host, port))
@@ -210,16 +213,18 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
         else:
             listener.close()  # grpc binds the port itself
             address = f"{host}:{port}"
-        listen(server, address)
+        listen(server, address, tls and tls.grpc_credentials())
         server.start()
         undo.callback(lambda: server.stop(None).wait())
         front = None
         if http:
             http_path = os.path.join(workdir.name, "http.sock")
-            http_server = HttpServer(create_app(service.respond, pool, max_body_size), http_path)
+            http_server = HttpServer(create_app(service.respond, pool, max_body_size), http_path,
+                                     tls)
             undo.callback(http_server.stop, None)
             http_server.start()
-            dispatcher = Dispatcher(listener, address.removeprefix("unix:"), http_path).start()
+            dispatcher = Dispatcher(listener, address.removeprefix("unix:"), http_path,
+                                    tls=tls is not None).start()
             front = HttpFront(dispatcher, http_server, workdir)
         undo.pop_all()
     return ModelServer(server, pool, loaded, front)

@@ -15,6 +15,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from pdserving.net import PortInUse, bind, raise_fd_limit
+from pdserving.tls import ServerTls
 from pdserving.web.app import PREDICT_PATH
 from pdserving.web.connections import GuardedH11Protocol
 
@@ -38,8 +39,18 @@ class _Server(uvicorn.Server):
             print(self.ready_line, flush=True)
 
 
+def config(app: Starlette, tls: ServerTls | None = None, **options) -> uvicorn.Config:
+    """uvicorn's settings for ``app``, with our parser and loop, and TLS if ``tls``."""
+    settings = uvicorn.Config(app, **PARSER_AND_LOOP, **options)
+    if tls is not None:
+        settings.load()
+        settings.ssl = tls.ssl_context()  # ours: uvicorn's own names no ALPN protocol
+    return settings
+
+
 def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
-        graceful_timeout: int = 10, log_level: str = "info", also: str = "") -> int:
+        graceful_timeout: int = 10, log_level: str = "info", also: str = "",
+        tls: ServerTls | None = None) -> int:
     """Serve ``app`` until SIGTERM/SIGINT; the exit code: 0 after a stop, 1 if the port is
     taken, 130 after Ctrl-C. (On SIGTERM uvicorn re-raises the signal once the shutdown is
     done, so the process ends as killed by SIGTERM, as supervisors expect.) ``also`` ends the
@@ -52,10 +63,11 @@ def run(app: Starlette, host: str = "0.0.0.0", port: int = 9292, *,
         return 1
     service = getattr(app.state, "service", "web")
     path = getattr(app.state, "predict_path", PREDICT_PATH)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **PARSER_AND_LOOP,
-                            timeout_graceful_shutdown=graceful_timeout)
-    server = _Server(config, f"pdserving {service} service ready on "
-                             f"http://{host}:{sock.getsockname()[1]}{path}{also}")
+    settings = config(app, tls, host=host, port=port, log_level=log_level,
+                      timeout_graceful_shutdown=graceful_timeout)
+    scheme = "https" if tls else "http"
+    server = _Server(settings, f"pdserving {service} service ready on "
+                               f"{scheme}://{host}:{sock.getsockname()[1]}{path}{also}")
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
