@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from pdserving import malloc, metrics
+from pdserving import auth, malloc, metrics
 from pdserving.engine import (ENGINES, EngineError, EngineOptions, add_engine_flags,
                               check_options, options_from_flags, parse_gpu_ids)
 from pdserving.engine.load import check_formats
@@ -59,9 +60,12 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
     p.add_argument("--allow_url_hosts", type=_hosts, default=(), metavar="HOST,...",
                    help="POST /ocr: hosts whose URLs a request may name as its file "
                         "(default: none, URLs refused)")
+    auth.add_auth_flags(p)
     if standard:
         p.add_argument("--det_endpoints", default="127.0.0.1:9293",
-                       help="det model server(s), comma separated (ocr_web_server only)")
+                       help="det model server(s), comma separated (ocr_web_server only); "
+                            "called with this service's first API key, else "
+                            f"${auth.CLIENT_ENV}")
         p.add_argument("--model_port", type=int, default=12000,
                        help="first port tried for the internal model server")
     return p
@@ -79,11 +83,12 @@ def _hosts(value: str) -> tuple[str, ...]:
 
 
 def _settings(args) -> WebSettings:
+    """The web app's settings; AuthError if a key source cannot be read."""
     return WebSettings(max_body_bytes=args.max_body_size * MiB,
                        max_image_pixels=args.max_image_pixels, max_in_flight=args.max_in_flight,
                        max_queue=args.max_queue, request_timeout=args.timeout,
                        max_pdf_pages=args.max_pdf_pages, visualize=not args.no_visualize,
-                       url_hosts=args.allow_url_hosts)
+                       url_hosts=args.allow_url_hosts, auth=auth.from_args(args))
 
 
 def _ocr_options(args) -> OcrOptions:
@@ -94,12 +99,13 @@ def _local(kind: str, description: str, argv: list[str]) -> int:
     args = _parser(description, standard=False).parse_args(argv)
     malloc.for_fast_web_service()
     try:
+        settings = _settings(args)
         handler = local_handler(kind, args.model_root, _engine_options(args), _ocr_options(args),
                                 family=args.family)
     except (EngineError, FileNotFoundError, ValueError, WorkerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return run(create_app(handler, _settings(args), on_shutdown=[handler.close]),
+    return run(create_app(handler, settings, on_shutdown=[handler.close]),
                args.host, args.port)
 
 
@@ -109,6 +115,7 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     root = Path(args.model_root)
     own = KINDS[kind].own
     try:
+        settings = _settings(args)
         engine = _engine_options(args)
         model_dir = ensure_model(pipeline_folders(own, root)[0], args.family, engine.engine)
         # Refused here, in one line, rather than by the child model server.
@@ -117,7 +124,8 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:  # only our own client calls it: gRPC alone, straight on its port
-        child = start_model_server(model_dir, args.model_port, engine, http=False)
+        child = start_model_server(model_dir, args.model_port, engine, http=False,
+                                   auth=settings.auth)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -126,11 +134,11 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
         endpoints = {"det": args.det_endpoints.split(","), own: [child.endpoint]}
         try:
             handler = remote_handler(kind, root, endpoints, _ocr_options(args), args.family,
-                                     engine.engine)
+                                     engine.engine, api_key=settings.auth.client_key)
         except (EngineError, FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        return run(create_app(handler, _settings(args), on_shutdown=[child.stop]),
+        return run(create_app(handler, settings, on_shutdown=[child.stop]),
                    args.host, args.port)
     finally:
         child.stop()
@@ -173,8 +181,10 @@ def pipeline_service(kind: str, argv: list[str]) -> int:
     p.add_argument("--engine", choices=ENGINES, default=None,
                    help="openvino (the CPU default) or paddle (the GPU engine)")
     add_family_flag(p)
+    auth.add_auth_flags(p)
     args = p.parse_args(argv)
     try:
+        keys = auth.from_args(args)
         conf = pipeline_config.load(args.config, KINDS[kind].models, args.engine)
         handler = local_handler(kind, engine=conf.engine, model_dirs=conf.model_dirs,
                                 options=OcrOptions(drop_score=DROP_SCORE), family=args.family)
@@ -182,14 +192,15 @@ def pipeline_service(kind: str, argv: list[str]) -> int:
             WorkerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    pipeline = Pipeline(handler, kind, conf.settings.max_image_pixels)
+    settings = replace(conf.settings, auth=keys)
+    pipeline = Pipeline(handler, kind, settings.max_image_pixels)
     try:
-        rpc = serve_grpc(pipeline, args.host, conf.rpc_port, conf.settings)
+        rpc = serve_grpc(pipeline, args.host, conf.rpc_port, settings)
     except PortInUse as e:
         handler.close()
         print(f"error: {e}", file=sys.stderr)
         return 1
-    app = create_app(handler, conf.settings, front=http_front(pipeline),
+    app = create_app(handler, settings, front=http_front(pipeline),
                      on_shutdown=[lambda: rpc.stop(5).wait(), handler.close])
     return run(app, args.host, conf.http_port,
                also=f", gRPC PipelineService on {args.host}:{conf.rpc_port}")

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pdserving.auth import add_client_flag, bearer
+
 
 def ocr_web_client(argv: list[str]) -> int:
     """Post every image of a folder to the service and print each JSON answer."""
@@ -23,13 +25,14 @@ def ocr_web_client(argv: list[str]) -> int:
                    help="folder of images (default: samples/ in the current folder)")
     p.add_argument("--url", default="http://127.0.0.1:9292/ocr/prediction")
     p.add_argument("--fetch", default="res", help="comma separated: res,dt_boxes,rec_scores")
+    add_client_flag(p)
     args = p.parse_args(argv)
     images = _images(args.folder)
     if not images:
         print(f"error: no images in {args.folder}", file=sys.stderr)
         return 2
     failed = 0
-    with httpx.Client(timeout=120) as client:
+    with httpx.Client(timeout=120, headers=bearer(args.api_key)) as client:
         for f in images:
             body = {"feed": [{"image": base64.b64encode(f.read_bytes()).decode()}],
                     "fetch": args.fetch.split(",")}
@@ -77,6 +80,7 @@ def pipeline_http_client(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=pipeline_http_client.__doc__)
     p.add_argument("--image_dir", default="samples")
     p.add_argument("--url", default="http://127.0.0.1:9998/ocr/prediction")
+    add_client_flag(p)
     args = p.parse_args(argv)
 
     def call(image: str) -> tuple[int, str, list[str]]:
@@ -85,7 +89,7 @@ def pipeline_http_client(argv: list[str]) -> int:
         reply = reply.json()
         return reply["err_no"], reply["err_msg"], reply["value"]
 
-    with httpx.Client(timeout=120) as client:
+    with httpx.Client(timeout=120, headers=bearer(args.api_key)) as client:
         try:
             return _pipeline_client(args.image_dir, call)
         except (httpx.HTTPError, ValueError) as e:
@@ -102,9 +106,10 @@ def pipeline_rpc_client(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=pipeline_rpc_client.__doc__)
     p.add_argument("--image_dir", default="samples")
     p.add_argument("--endpoint", default="127.0.0.1:18091")
+    add_client_flag(p)
     args = p.parse_args(argv)
     client = PipelineClient()
-    client.connect([args.endpoint])
+    client.connect([args.endpoint], api_key=args.api_key)
 
     def call(image: str) -> tuple[int, str, list[str]]:
         reply = client.predict({"image": image}, fetch=["res"], timeout=120)

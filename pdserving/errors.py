@@ -7,6 +7,7 @@ class ServingError(Exception):
 
     status = 500
     err_no = 500
+    headers: dict = {}  # added to the answer's headers (e.g. WWW-Authenticate on a 401)
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -19,6 +20,14 @@ class BadRequest(ServingError):
 
     status = 400
     err_no = 400
+
+
+class Unauthorized(ServingError):
+    """No API key, or a wrong one (pdserving.auth; the message never holds what was sent)."""
+
+    status = 401
+    err_no = 401
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class Unprocessable(ServingError):

@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from pdserving.auth import Auth
 from pdserving.engine import EngineOptions, engine_flags
 from pdserving.net import free_port, wait_until
 from pdserving.parent import PARENT_ENV
@@ -36,12 +37,14 @@ class ServerProcess:
     ties itself to this process when it imports pdserving (every server of the kit does)."""
 
     def __init__(self, args: list[str], name: str, endpoint: str = "", *,
-                 cwd: str | os.PathLike | None = None, env: dict[str, str] | None = None):
+                 cwd: str | os.PathLike | None = None, env: dict[str, str] | None = None,
+                 extra_env: dict[str, str] | None = None):
         self.args = [str(a) for a in args]
         self.name = name
         self.endpoint = endpoint
         self.cwd = cwd
         self.env = env
+        self.extra_env = extra_env or {}  # on top of ``env`` (or of this process's)
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
         self.ready_line = ""
@@ -53,7 +56,7 @@ class ServerProcess:
             path = os.pathsep.join(filter(None, [str(PACKAGE_PARENT),
                                                  os.environ.get("PYTHONPATH")]))
             env = {**os.environ, "PYTHONPATH": path}
-        env = {**env, PARENT_ENV: str(os.getpid())}
+        env = {**env, **self.extra_env, PARENT_ENV: str(os.getpid())}
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, cwd=self.cwd, env=env)
         ready = threading.Event()
@@ -115,11 +118,13 @@ def model_server(model_dir: str | os.PathLike, port: int, host: str = "127.0.0.1
 
 
 def start_model_server(model_dir: str | os.PathLike, first_port: int, options: EngineOptions,
-                       http: bool = True) -> ServerProcess:
+                       http: bool = True, auth: Auth = Auth()) -> ServerProcess:
     """A service's own model server: ``model_dir`` on ``options`` (sized) on the first free port
     from ``first_port``, started and warm (``RuntimeError`` naming why if it is not).
-    ``http=False``: gRPC alone, for a server only our own client calls."""
+    ``http=False``: gRPC alone, for a server only our own client calls. ``auth``: it takes the
+    service's API keys (given in its environment)."""
     args = [*engine_flags(options.sized()), *([] if http else ["--no-http"])]
     server = model_server(model_dir, free_port(first_port), extra_args=args)
+    server.extra_env = auth.child_env()
     server.start(options.start_timeout)
     return server

@@ -28,7 +28,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
-from pdserving import metrics
+from pdserving import auth, metrics
 from pdserving.engine import engine_options
 from pdserving.engine.load import load_models
 from pdserving.engine.model_folder import ModelFolder
@@ -81,6 +81,10 @@ class AppArgs(BaseModel):
     max_pdf_pages: int = Field(WebSettings.max_pdf_pages, ge=1, description="POST /ocr")
     visualize: bool = Field(WebSettings.visualize, description="POST /ocr: pictures by default")
     allow_url_hosts: list[str] = Field([], description="POST /ocr: hosts a file URL may name")
+    # API keys (docs/design.md §2.11): a file on the ingress's node and the ingress's
+    # PDSERVING_API_KEYS (runtime_env), never the keys themselves in the config.
+    api_key_file: str | None = Field(None, description="file of API keys, one a line")
+    public_metrics: bool = Field(False, description="/ready and /metrics open without a key")
 
     def ocr_options(self) -> OcrOptions:
         return OcrOptions(use_cls=self.use_cls, drop_score=self.drop_score)
@@ -90,7 +94,9 @@ class AppArgs(BaseModel):
                            max_image_pixels=self.max_image_pixels, max_images=self.max_images,
                            max_in_flight=self.max_in_flight, max_queue=self.max_queue,
                            request_timeout=self.timeout, max_pdf_pages=self.max_pdf_pages,
-                           visualize=self.visualize, url_hosts=tuple(self.allow_url_hosts))
+                           visualize=self.visualize, url_hosts=tuple(self.allow_url_hosts),
+                           auth=auth.load(key_file=self.api_key_file,
+                                          public_metrics=self.public_metrics))
 
     def folder(self, name: str) -> ModelFolder:
         """Model ``name``'s folder on this node, written from the bundled models if missing (one

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from pdserving.auth import AuthError, add_auth_flags, from_args
 from pdserving.engine import (EngineError, EngineOptions, add_engine_flags, options_from_flags,
                               parse_gpu_ids)
 from pdserving.engine.model_folder import ModelNotFound
@@ -56,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="largest request/response in bytes (an HTTP body also once "
                         "decompressed)")
     add_server_flags(p)
+    add_auth_flags(p, metrics=False)
     return p.parse_args(argv)
 
 
@@ -83,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         tls = server_tls(args)
+        auth = from_args(args)
         server = serve(args.model, args.port, host=args.host, threads=args.thread,
                        options=options, max_body_size=args.max_body_size, http=args.http,
-                       tls=tls)
-    except (EngineError, ModelNotFound, PortInUse, WorkerError, TlsError) as e:
+                       tls=tls, auth=auth)
+    except (EngineError, ModelNotFound, PortInUse, WorkerError, TlsError, AuthError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     # The handler only records the signal: taking a lock in a handler (Event.set) deadlocks when

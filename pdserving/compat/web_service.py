@@ -10,6 +10,9 @@ codes, ``/health``, ``/ready`` and ``/metrics``.
 The 2020 det scripts keep a request's state on ``self`` between the two hooks, which mixed up
 concurrent requests in the original (PaddleOCR #8578). Here the hooks of one service run for one
 request at a time unless the subclass sets ``thread_safe = True``.
+
+The 2020 scripts take no flags: the service's API keys are those of ``PDSERVING_API_KEYS``
+(docs/design.md §2.11), which its own model server and the client to it share.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from starlette.applications import Starlette
 
+from pdserving import auth
 from pdserving.compat.local_predict import Debugger, fail
 from pdserving.engine import EngineError, check_options, engine_options
 from pdserving.errors import ServingError
@@ -53,7 +57,10 @@ class WebService:
         self.device = self.default_device
         self.gpus: list[int] = []
         self.gpuid = 0
-        self.settings = WebSettings()
+        try:
+            self.settings = WebSettings(auth=auth.load())
+        except auth.AuthError as e:
+            raise fail(e) from None
         self.client: Client | Debugger | None = None
         self._model_server: ServerProcess | None = None
         self._hooks = threading.Lock()
@@ -85,13 +92,13 @@ class WebService:
         options = engine_options(None, self._gpu_ids())
         try:  # here, not in the child: its multi-line failure would be all the user sees
             check_options(options)
-            server = start_model_server(model_dir, RPC_PORT, options)
+            server = start_model_server(model_dir, RPC_PORT, options, auth=self.settings.auth)
         except (EngineError, RuntimeError) as e:
             raise fail(e) from None
         self._model_server = server
         client = Client()
         client.load_client_config(model_dir)
-        client.connect([server.endpoint])
+        client.connect([server.endpoint], api_key=self.settings.auth.client_key)
         self.client = client
 
     def run_debugger_service(self, gpu: bool = False) -> None:

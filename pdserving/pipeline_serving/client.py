@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 
 import grpc
 
+from pdserving.auth import bearer, client_key
 from pdserving.proto import pipeline_service_pb2 as pb
 from pdserving.proto import pipeline_service_pb2_grpc as pb_grpc
 from pdserving.rpc import MAX_BODY_SIZE, message_limits
@@ -22,9 +23,12 @@ class PipelineClient:
         self.name = name  # the service name sent; "" is accepted by every service
         self._channel: grpc.Channel | None = None
         self._stub: pb_grpc.PipelineServiceStub | None = None
+        self._metadata: tuple = ()
 
-    def connect(self, endpoints: Sequence[str]) -> None:
-        """Several ``host:port`` endpoints share the calls (round robin)."""
+    def connect(self, endpoints: Sequence[str], api_key: str | None = None) -> None:
+        """Several ``host:port`` endpoints share the calls (round robin); ``api_key``
+        (default: ``PDSERVING_API_KEY``) sent with every call."""
+        self._metadata = tuple(bearer(client_key(api_key)).items())
         options = [*message_limits(MAX_BODY_SIZE), ("grpc.lb_policy_name", "round_robin")]
         self.close()
         self._channel = grpc.insecure_channel(channel_target(endpoints), options=options)
@@ -37,7 +41,7 @@ class PipelineClient:
             raise RuntimeError("call connect() before predict()")
         request = pb.Request(key=list(feed_dict), value=[str(v) for v in feed_dict.values()],
                              name=self.name, logid=log_id)
-        return self._stub.inference(request, timeout=timeout)
+        return self._stub.inference(request, timeout=timeout, metadata=self._metadata)
 
     def close(self) -> None:
         if self._channel is not None:

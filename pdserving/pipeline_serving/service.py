@@ -18,6 +18,7 @@ import grpc
 from google.protobuf import json_format
 
 from pdserving import metrics
+from pdserving.auth import interceptors
 from pdserving.errors import BadRequest, PayloadTooLarge, ServingError
 from pdserving.imageio import decode_base64_image
 from pdserving.proto import pipeline_service_pb2 as pb
@@ -153,11 +154,13 @@ class _Servicer(pb_grpc.PipelineServiceServicer):
 def serve_grpc(pipeline: Pipeline, host: str, port: int, settings: WebSettings) -> grpc.Server:
     """The gRPC ``PipelineService`` on ``host:port``, started, with the HTTP front's limits:
     ``max_in_flight`` calls at once, ``max_queue`` more waiting (beyond that gRPC answers
-    RESOURCE_EXHAUSTED), messages up to ``max_body_bytes``. Raises PortInUse."""
+    RESOURCE_EXHAUSTED), messages up to ``max_body_bytes``, a call without one of the API
+    keys (``settings.auth``) ending UNAUTHENTICATED. Raises PortInUse."""
     server = grpc.server(
         futures.ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="pipeline-rpc"),
         options=server_options(settings.max_body_bytes),
-        maximum_concurrent_rpcs=settings.max_in_flight + settings.max_queue)
+        maximum_concurrent_rpcs=settings.max_in_flight + settings.max_queue,
+        interceptors=interceptors(settings.auth))
     pb_grpc.add_PipelineServiceServicer_to_server(_Servicer(pipeline), server)
     listen(server, f"{host}:{port}")
     server.start()

@@ -24,6 +24,7 @@ import grpc
 import numpy as np
 
 from pdserving import modelconf
+from pdserving.auth import bearer, client_key
 from pdserving.errors import Unavailable
 from pdserving.modelconf import Var
 from pdserving.proto import general_model_service_pb2 as pb
@@ -70,14 +71,17 @@ def channel_target(endpoints: Sequence[str]) -> str:
 
 
 class Connection:
-    """One channel to one or more model servers, turning failures into our exceptions."""
+    """One channel to one or more model servers, turning failures into our exceptions.
+    ``api_key`` (default: ``PDSERVING_API_KEY``) goes with every call, as metadata
+    ``authorization: Bearer KEY``."""
 
     def __init__(self, endpoints: Sequence[str], timeout: float = DEFAULT_TIMEOUT_S,
                  max_body_size: int = MAX_BODY_SIZE, name: str = "model server",
-                 tls: ClientTls | None = None):
+                 tls: ClientTls | None = None, api_key: str | None = None):
         self.endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         self.timeout = timeout
         self.name = name
+        self.metadata = tuple(bearer(client_key(api_key)).items())
         target = channel_target(self.endpoints)
         options = self.options(max_body_size)
         if tls is None:
@@ -108,7 +112,8 @@ class Connection:
     def call(self, request: pb.Request) -> pb.Response:
         """``inference``; Unavailable when no server answers, RpcError for any other failure."""
         try:
-            response = self.stub.inference(request, timeout=self.timeout)
+            response = self.stub.inference(request, timeout=self.timeout,
+                                           metadata=self.metadata)
         except grpc.RpcError as e:
             code = e.code()
             where = f"{self.name} {', '.join(self.endpoints)}"
@@ -123,7 +128,7 @@ class Connection:
     def ping(self, timeout: float = 1.0) -> bool:
         """True if a server answers a (deliberately empty) request within ``timeout``."""
         try:
-            self.stub.debug(pb.Request(), timeout=timeout)
+            self.stub.debug(pb.Request(), timeout=timeout, metadata=self.metadata)
         except grpc.RpcError:
             return False
         return True
@@ -152,10 +157,12 @@ class RemoteModel:
 
     def __init__(self, endpoints: Sequence[str], feed_name: str = "x",
                  fetch_name: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-                 name: str = "model server", tls: ClientTls | None = None):
+                 name: str = "model server", tls: ClientTls | None = None,
+                 api_key: str | None = None):
         self.feed_name = feed_name
         self.fetch_name = fetch_name
-        self.connection = Connection(endpoints, timeout=timeout, name=name, tls=tls)
+        self.connection = Connection(endpoints, timeout=timeout, name=name, tls=tls,
+                                     api_key=api_key)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         request = pb.Request(tensor=[to_tensor(batch, alias_name=self.feed_name)],
@@ -201,10 +208,11 @@ class Client:
         self.fetches = modelconf.by_name(modelconf.fetch_vars(conf))
 
     def connect(self, endpoints: Sequence[str], max_body_size: int = MAX_BODY_SIZE,
-                tls: ClientTls | None = None) -> None:
-        """``tls``: speak TLS to the servers (pdserving.tls.ClientTls: the CA to trust)."""
+                tls: ClientTls | None = None, api_key: str | None = None) -> None:
+        """``tls``: speak TLS to the servers (pdserving.tls.ClientTls: the CA to trust).
+        ``api_key``: the servers' API key (default: ``PDSERVING_API_KEY``)."""
         self.connection = Connection(endpoints, timeout=self.timeout,
-                                     max_body_size=max_body_size, tls=tls)
+                                     max_body_size=max_body_size, tls=tls, api_key=api_key)
 
     def predict(self, feed=None, fetch=None, batch: bool = False,
                 log_id: int = 0) -> dict[str, np.ndarray]:

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pdserving.auth import Auth
 from pdserving.errors import BadRequest, PayloadTooLarge, ServingError
 from pdserving.net import wait_until
 from pdserving.web.limits import read_body
@@ -173,8 +174,11 @@ def to_json(message: Message) -> dict:
     return out
 
 
-def create_app(respond: Respond, pool: Executor, max_body_size: int) -> Starlette:
-    """The HTTP app; blocking work (decoding, the model, encoding) runs in ``pool``."""
+def create_app(respond: Respond, pool: Executor, max_body_size: int,
+               auth: Auth = Auth()) -> Starlette:
+    """The HTTP app; blocking work (decoding, the model, encoding) runs in ``pool``. With
+    ``auth`` on, a request without one of its keys gets 401 (``err_no`` 401) in the encoding
+    it asked for, before its body is read."""
 
     async def answer(wire: Wire, read: Callable[[], pb.Request]) -> Response:
         def run() -> Response:
@@ -190,11 +194,14 @@ def create_app(respond: Respond, pool: Executor, max_body_size: int) -> Starlett
     async def inference(request: Request) -> Response:
         wire, error = Wire.of(request.headers)
         try:
+            auth.check(request.headers)
             if error:
                 raise error
             body = await read_body(request, max_body_size)
         except ServingError as e:  # uvicorn drains a body left unread; the connection stays
-            return await answer(wire, failing(e))
+            response = await answer(wire, failing(e))
+            response.headers.update(e.headers)  # WWW-Authenticate on a 401
+            return response
         return await answer(wire, lambda: wire.decode(body, max_body_size))
 
     async def refused(request: Request, exc: HTTPException) -> Response:

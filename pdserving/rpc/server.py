@@ -21,6 +21,7 @@ from typing import Callable
 import grpc
 import numpy as np
 
+from pdserving.auth import Auth, interceptors
 from pdserving.dtypes import type_name
 from pdserving.engine import EngineOptions
 from pdserving.engine.load import ServedModel, load_model
@@ -178,9 +179,11 @@ def load_service(model_dir: str | os.PathLike, threads: int,
 
 
 def grpc_server(service: GeneralModelService, pool: futures.ThreadPoolExecutor,
-                max_body_size: int) -> grpc.Server:
-    """The gRPC server of ``service``, its calls run in ``pool`` (no port yet)."""
-    server = grpc.server(pool, options=server_options(max_body_size))
+                max_body_size: int, auth: Auth = Auth()) -> grpc.Server:
+    """The gRPC server of ``service``, its calls run in ``pool`` (no port yet); with ``auth``
+    on, a call without one of its keys ends UNAUTHENTICATED."""
+    server = grpc.server(pool, options=server_options(max_body_size),
+                         interceptors=interceptors(auth))
     pb_grpc.add_GeneralModelServiceServicer_to_server(service, server)
     return server
 
@@ -188,7 +191,7 @@ def grpc_server(service: GeneralModelService, pool: futures.ThreadPoolExecutor,
 def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", threads: int = 4,
           options: EngineOptions = EngineOptions(),
           max_body_size: int = MAX_BODY_SIZE, http: bool = True,
-          tls: ServerTls | None = None) -> ModelServer:
+          tls: ServerTls | None = None, auth: Auth = Auth()) -> ModelServer:
     """Load and warm up the model, then start serving it; returns the started server.
 
     ``threads`` threads take calls, gRPC and HTTP alike; ``options.instances`` of them run the
@@ -197,7 +200,7 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
     the address cannot be bound (SO_REUSEPORT is off, so a second server on the same port fails
     instead of silently sharing it). ``http=False``: gRPC alone, straight on the port, without
     the relay's 1-4 ms per det call (for a model server only our own client calls). ``tls``:
-    both protocols speak TLS only.
+    both protocols speak TLS only. ``auth``: both want one of its API keys.
     """
     with ExitStack() as undo:  # what is started so far, stopped again if a later step fails
         listener = undo.enter_context(bind(host, port))
@@ -205,7 +208,7 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
         undo.callback(loaded.close)
         pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pdserving-rpc")
         undo.callback(pool.shutdown)
-        server = grpc_server(service, pool, max_body_size)
+        server = grpc_server(service, pool, max_body_size, auth)
         if http:
             workdir = tempfile.TemporaryDirectory(prefix="pdserving-")  # mode 0700: ours alone
             undo.callback(workdir.cleanup)
@@ -219,8 +222,8 @@ def serve(model_dir: str | os.PathLike, port: int, host: str = "0.0.0.0", thread
         front = None
         if http:
             http_path = os.path.join(workdir.name, "http.sock")
-            http_server = HttpServer(create_app(service.respond, pool, max_body_size), http_path,
-                                     tls)
+            app = create_app(service.respond, pool, max_body_size, auth)
+            http_server = HttpServer(app, http_path, tls)
             undo.callback(http_server.stop, None)
             http_server.start()
             dispatcher = Dispatcher(listener, address.removeprefix("unix:"), http_path,

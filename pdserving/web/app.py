@@ -30,6 +30,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pdserving import metrics
+from pdserving.auth import Auth
 from pdserving.errors import ServingError, Unavailable
 from pdserving.imageio import decode_base64_images
 from pdserving.web.limits import Admission, read_body
@@ -71,6 +72,7 @@ class WebSettings:
     visualize: bool = True              # the default of a request's "visualize"
     url_hosts: tuple[str, ...] = ()     # hosts a "file" URL may name; none: URLs refused
     url_timeout: float = 10.0           # seconds to fetch a URL, all of it
+    auth: Auth = Auth()                 # API keys (docs/design.md §2.11); none: open
 
     def timed_out(self) -> Unavailable:
         """The 503 of a request past ``request_timeout``."""
@@ -113,6 +115,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
 
     def endpoint(front: Front):
         async def predict(request: Request) -> Response:
+            settings.auth.check(request.headers)  # before the request takes a place
             with admission.ticket():
                 with anyio.move_on_after(settings.request_timeout):
                     body = await read_body(request, settings.max_body_bytes)
@@ -122,6 +125,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
         return predict
 
     async def ready(request: Request) -> Response:
+        settings.auth.check_status(request.headers)
         reason = await run_in_threadpool(handler.ready)
         if reason:
             return _error(request, 503, 503, f"not ready: {reason}",
@@ -145,7 +149,8 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
     if not own_form:  # a front with its own request form would need a page and docs of its own
-        routes.append(page_route(handler.name, PREDICT_PATH, handler.outputs))
+        routes.append(page_route(handler.name, PREDICT_PATH, handler.outputs,
+                                 settings.auth.on))
         routes.extend(docs_routes(handler, settings, PREDICT_PATH, [f.path for f in fronts[1:]]))
     app = Starlette(
         routes=routes,
@@ -155,6 +160,7 @@ def create_app(handler: Handler, settings: WebSettings = WebSettings(),
         lifespan=lifespan,
     )
     app.state.service = handler.name
+    app.state.auth = settings.auth
     app.state.predict_path = fronts[0].shown_path or fronts[0].path
     app.state.error_bodies = {f.path: f.error_body for f in fronts}
     app.state.error_body = fronts[0].error_body
@@ -174,6 +180,7 @@ async def _health(request: Request) -> Response:
 
 
 async def _metrics(request: Request) -> Response:
+    request.app.state.auth.check_status(request.headers)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -192,8 +199,9 @@ def _error(request: Request, status: int, err_no: int, message: str,
 
 
 async def _serving_error(request: Request, exc: ServingError) -> Response:
-    headers = ({"Retry-After": _seconds(exc.retry_after)} if isinstance(exc, Unavailable)
-               else None)
+    headers = dict(exc.headers)
+    if isinstance(exc, Unavailable):
+        headers["Retry-After"] = _seconds(exc.retry_after)
     return _error(request, exc.status, exc.err_no, exc.message, headers, exc.fields)
 
 

@@ -17,9 +17,11 @@ from starlette.routing import Route
 _MARK = "__PDSERVING_CONFIG__"
 
 
-def page_route(service: str, path: str, fetch: tuple[str, ...]) -> Route:
-    """The route serving the page for ``service`` ("ocr", "det" or "rec") posting to ``path``."""
-    config = json.dumps({"service": service, "path": path, "fetch": list(fetch)})
+def page_route(service: str, path: str, fetch: tuple[str, ...], api_key: bool = False) -> Route:
+    """The route serving the page for ``service`` ("ocr", "det" or "rec") posting to ``path``;
+    ``api_key``: the service wants a key, which the page asks for (and never holds itself)."""
+    config = json.dumps({"service": service, "path": path, "fetch": list(fetch),
+                         "apiKey": api_key})
     template = (resources.files(__package__) / "static" / "page.html").read_text("utf-8")
     html = template.replace(_MARK, config.replace("</", "<\\/"))
 

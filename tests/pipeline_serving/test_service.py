@@ -56,13 +56,13 @@ def write_config(folder, model_root, http_port: int, rpc_port: int) -> None:
     (folder / "config.yml").write_text(yaml.safe_dump(doc))
 
 
-def start(script: str, model_root, tmp_path_factory) -> Pipeline:
-    """``script --config=config.yml`` on free ports (see ``write_config``)."""
+def start(script: str, model_root, tmp_path_factory, *args: str) -> Pipeline:
+    """``script --config=config.yml *args`` on free ports (see ``write_config``)."""
     folder = tmp_path_factory.mktemp(script.removesuffix(".py"))
     http_port, rpc_port = free_port(), free_port()
     write_config(folder, model_root, http_port, rpc_port)
     proc = ServerProcess([sys.executable, str(ROOT / script), "--config=config.yml",
-                          "--host", "127.0.0.1"], script, cwd=folder)
+                          "--host", "127.0.0.1", *args], script, cwd=folder)
     proc.start(timeout=120)
     return Pipeline(proc, http_port, rpc_port)
 

@@ -105,6 +105,17 @@ def test_the_post_ocr_arguments_reach_the_web_settings():
         7, False, ("files.example",))
 
 
+def test_the_ingress_keys_are_its_key_file_and_environment(tmp_path, monkeypatch):
+    """The Serve config names a file of keys (or the ingress's PDSERVING_API_KEYS), never the
+    keys themselves (docs/design.md §2.11)."""
+    (tmp_path / "keys").write_text("# ingress\nfile-key-1\n")
+    monkeypatch.setenv("PDSERVING_API_KEYS", "env-key-2")
+    auth = AppArgs(api_key_file=str(tmp_path / "keys"), public_metrics=True).settings().auth
+    assert auth.keys == ("file-key-1", "env-key-2") and auth.public_metrics
+    monkeypatch.delenv("PDSERVING_API_KEYS")
+    assert not AppArgs().settings().auth.on
+
+
 def test_the_family_argument_writes_that_familys_folders(tmp_path):
     args = AppArgs(family="PP-OCRv6_tiny", model_root=str(tmp_path))
     rec = args.folder("rec")

@@ -31,6 +31,8 @@ WAIT_MS = 60_000  # for one answer (the first request of a service warms its mod
 # the answer (here: shows its err_msg). Tests that send a bad file on purpose expect it.
 STATUS_400 = "the server responded with a status of 400"
 STATUS_422 = "the server responded with a status of 422"  # POST /ocr's status for bad input
+STATUS_401 = "the server responded with a status of 401"  # no API key
+API_KEY = "page-key-5e1f02"
 
 
 @pytest.fixture(scope="module")
@@ -298,4 +300,35 @@ def test_rec_only_page_shows_the_text(browser, rec_only):
         assert lines(card) == ["Hello 2026"]
         assert 0.5 < float(card.locator(".score").inner_text()) <= 1
         assert card.locator("svg polygon").count() == 0
+        log.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def keyed_ocr(model_root) -> Iterator[Service]:
+    with started(script("ocr_local_server.py", "cpu", "--model_root", str(model_root),
+                        "--api_key", API_KEY)) as s:
+        yield s
+
+
+def test_the_key_field_is_sent_and_kept_for_the_tab(browser, keyed_ocr, samples):
+    with opened(browser, keyed_ocr) as (page, log):
+        page.set_input_files("#file", SAMPLES / "sign_exit.jpg")
+        card = result(page, 1, "error")
+        assert card.locator("[role=alert]").inner_text() == \
+            "missing API key: send Authorization: Bearer <key>"
+        page.fill("#key", API_KEY)
+        page.set_input_files("#file", SAMPLES / "sign_exit.jpg")
+        assert lines(result(page, 2)) == samples["sign_exit.jpg"][1]
+        page.reload()  # the key stays with the tab (sessionStorage), nowhere in the page's URL
+        assert page.input_value("#key") == API_KEY and API_KEY not in page.url
+        give(page, "drop", "sign.jpg", "image/jpeg", samples["sign_exit.jpg"][0])
+        assert lines(result(page, 1)) == samples["sign_exit.jpg"][1]
+        log.assert_clean(expected=(STATUS_401,))
+    with opened(browser, keyed_ocr) as (page, _):
+        assert page.input_value("#key") == ""  # a new tab (context) starts without it
+
+
+def test_no_key_field_on_a_service_without_keys(browser, fast_ocr):
+    with opened(browser, fast_ocr) as (page, log):
+        assert page.locator("#key").is_hidden()
         log.assert_clean()
