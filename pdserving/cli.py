@@ -24,6 +24,7 @@ from pdserving.net import PortInUse
 from pdserving.package import ensure_model, pipeline_folders
 from pdserving.pipeline import OcrOptions
 from pdserving.services import KINDS, local_handler, remote_handler
+from pdserving.tls import add_client_flags, add_server_flags, client_tls, server_tls
 from pdserving.web.app import WebSettings, create_app
 from pdserving.web.runner import run
 
@@ -68,6 +69,8 @@ def _parser(description: str, standard: bool) -> argparse.ArgumentParser:
                             f"${auth.CLIENT_ENV}")
         p.add_argument("--model_port", type=int, default=12000,
                        help="first port tried for the internal model server")
+        add_client_flags(p, "det_", "the det model servers")
+    add_server_flags(p)
     return p
 
 
@@ -99,6 +102,7 @@ def _local(kind: str, description: str, argv: list[str]) -> int:
     args = _parser(description, standard=False).parse_args(argv)
     malloc.for_fast_web_service()
     try:
+        tls = server_tls(args)
         settings = _settings(args)
         handler = local_handler(kind, args.model_root, _engine_options(args), _ocr_options(args),
                                 family=args.family)
@@ -106,7 +110,7 @@ def _local(kind: str, description: str, argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return run(create_app(handler, settings, on_shutdown=[handler.close]),
-               args.host, args.port)
+               args.host, args.port, tls=tls)
 
 
 def _standard(kind: str, description: str, argv: list[str]) -> int:
@@ -115,6 +119,7 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
     root = Path(args.model_root)
     own = KINDS[kind].own
     try:
+        tls, det_tls = server_tls(args), client_tls(args, "det_")
         settings = _settings(args)
         engine = _engine_options(args)
         model_dir = ensure_model(pipeline_folders(own, root)[0], args.family, engine.engine)
@@ -134,12 +139,13 @@ def _standard(kind: str, description: str, argv: list[str]) -> int:
         endpoints = {"det": args.det_endpoints.split(","), own: [child.endpoint]}
         try:
             handler = remote_handler(kind, root, endpoints, _ocr_options(args), args.family,
-                                     engine.engine, api_key=settings.auth.client_key)
+                                     engine.engine, {"det": det_tls},
+                                     api_key=settings.auth.client_key)
         except (EngineError, FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         return run(create_app(handler, settings, on_shutdown=[child.stop]),
-                   args.host, args.port)
+                   args.host, args.port, tls=tls)
     finally:
         child.stop()
 
@@ -181,9 +187,11 @@ def pipeline_service(kind: str, argv: list[str]) -> int:
     p.add_argument("--engine", choices=ENGINES, default=None,
                    help="openvino (the CPU default) or paddle (the GPU engine)")
     add_family_flag(p)
+    add_server_flags(p)
     auth.add_auth_flags(p)
     args = p.parse_args(argv)
     try:
+        tls = server_tls(args)
         keys = auth.from_args(args)
         conf = pipeline_config.load(args.config, KINDS[kind].models, args.engine)
         handler = local_handler(kind, engine=conf.engine, model_dirs=conf.model_dirs,
@@ -195,12 +203,12 @@ def pipeline_service(kind: str, argv: list[str]) -> int:
     settings = replace(conf.settings, auth=keys)
     pipeline = Pipeline(handler, kind, settings.max_image_pixels)
     try:
-        rpc = serve_grpc(pipeline, args.host, conf.rpc_port, settings)
+        rpc = serve_grpc(pipeline, args.host, conf.rpc_port, settings, tls)
     except PortInUse as e:
         handler.close()
         print(f"error: {e}", file=sys.stderr)
         return 1
     app = create_app(handler, settings, front=http_front(pipeline),
                      on_shutdown=[lambda: rpc.stop(5).wait(), handler.close])
-    return run(app, args.host, conf.http_port,
+    return run(app, args.host, conf.http_port, tls=tls,
                also=f", gRPC PipelineService on {args.host}:{conf.rpc_port}")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from pdserving.auth import add_client_flag, bearer
+from pdserving.tls import TlsError, add_client_flags, client_tls
 
 
 def ocr_web_client(argv: list[str]) -> int:
@@ -25,14 +26,13 @@ def ocr_web_client(argv: list[str]) -> int:
                    help="folder of images (default: samples/ in the current folder)")
     p.add_argument("--url", default="http://127.0.0.1:9292/ocr/prediction")
     p.add_argument("--fetch", default="res", help="comma separated: res,dt_boxes,rec_scores")
-    add_client_flag(p)
-    args = p.parse_args(argv)
+    args = _parse(p, argv)
     images = _images(args.folder)
     if not images:
         print(f"error: no images in {args.folder}", file=sys.stderr)
         return 2
     failed = 0
-    with httpx.Client(timeout=120, headers=bearer(args.api_key)) as client:
+    with _http_client(args) as client:
         for f in images:
             body = {"feed": [{"image": base64.b64encode(f.read_bytes()).decode()}],
                     "fetch": args.fetch.split(",")}
@@ -44,6 +44,28 @@ def ocr_web_client(argv: list[str]) -> int:
             failed += r.status_code != 200
             print(f.name, json.dumps(r.json(), ensure_ascii=False))
     return 1 if failed else 0
+
+
+def _parse(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The arguments, with the TLS flags (``args.tls``: a ClientTls, or None for plain) and
+    ``--api_key``."""
+    add_client_flags(p)
+    add_client_flag(p)
+    args = p.parse_args(argv)
+    try:
+        args.tls = client_tls(args)
+    except TlsError as e:
+        p.error(str(e))
+    return args
+
+
+def _http_client(args: argparse.Namespace):
+    """httpx's client for the TLS flags (``https://`` URLs; a CA of their own if given),
+    sending ``--api_key`` with every request."""
+    import httpx
+
+    return httpx.Client(timeout=120, verify=args.tls.ssl_context() if args.tls else True,
+                        headers=bearer(args.api_key))
 
 
 def _images(folder: str) -> list[Path]:
@@ -80,8 +102,7 @@ def pipeline_http_client(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=pipeline_http_client.__doc__)
     p.add_argument("--image_dir", default="samples")
     p.add_argument("--url", default="http://127.0.0.1:9998/ocr/prediction")
-    add_client_flag(p)
-    args = p.parse_args(argv)
+    args = _parse(p, argv)
 
     def call(image: str) -> tuple[int, str, list[str]]:
         # a JSON string body and no Content-Type, as PaddleOCR's client sends it
@@ -89,7 +110,7 @@ def pipeline_http_client(argv: list[str]) -> int:
         reply = reply.json()
         return reply["err_no"], reply["err_msg"], reply["value"]
 
-    with httpx.Client(timeout=120, headers=bearer(args.api_key)) as client:
+    with _http_client(args) as client:
         try:
             return _pipeline_client(args.image_dir, call)
         except (httpx.HTTPError, ValueError) as e:
@@ -106,10 +127,9 @@ def pipeline_rpc_client(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=pipeline_rpc_client.__doc__)
     p.add_argument("--image_dir", default="samples")
     p.add_argument("--endpoint", default="127.0.0.1:18091")
-    add_client_flag(p)
-    args = p.parse_args(argv)
+    args = _parse(p, argv)
     client = PipelineClient()
-    client.connect([args.endpoint], api_key=args.api_key)
+    client.connect([args.endpoint], args.tls, api_key=args.api_key)
 
     def call(image: str) -> tuple[int, str, list[str]]:
         reply = client.predict({"image": image}, fetch=["res"], timeout=120)

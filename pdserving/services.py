@@ -25,6 +25,7 @@ from pdserving.ops import resize
 from pdserving.package import FEED_ALIAS, ensure_model, pipeline_folders
 from pdserving.pipeline import DetStep, OcrOptions, OcrPipeline, RecStep
 from pdserving.rpc.client import RemoteModel
+from pdserving.tls import ClientTls
 
 ReadyCheck = Callable[[], "str | None"]
 
@@ -261,7 +262,7 @@ def pipeline_warmup(name: str, folder: ModelFolder, options: OcrOptions) -> list
     return folder.warmup_feeds(options.rec_batch_size, options.rec_min_width)
 
 
-def _remote(name: str, endpoints: list[str], root: Path,
+def _remote(name: str, endpoints: list[str], root: Path, tls: ClientTls | None = None,
             api_key: str | None = None) -> tuple[RemoteModel, ReadyCheck]:
     """A model behind RPC; feed and fetch aliases from its client config when there is one."""
     feed, fetch = FEED_ALIAS, None
@@ -270,23 +271,26 @@ def _remote(name: str, endpoints: list[str], root: Path,
         conf = modelconf.load_config(client_dir)
         feed, fetch = conf.feed_var[0].alias_name, conf.fetch_var[0].alias_name
     model = RemoteModel(endpoints, feed_name=feed, fetch_name=fetch, name=f"{name} model server",
-                        api_key=api_key)
+                        tls=tls, api_key=api_key)
     where = ",".join(endpoints)
     return model, lambda: None if model.ready() else f"{name} model server {where} unreachable"
 
 
 def remote_handler(kind: str, model_root: str | Path, endpoints: dict[str, list[str]],
                    options: OcrOptions = OcrOptions(), family: str | None = None,
-                   engine: str | None = None, api_key: str | None = None) -> _Handler:
-    """Standard mode: each model ``kind`` needs on the model servers ``endpoints[name]``, called
-    with ``api_key`` (by default ``PDSERVING_API_KEY``); their settings and the dictionary are
-    read from the local folders (written from ``family`` if missing: they must be those the
-    model servers run)."""
+                   engine: str | None = None,
+                   tls: dict[str, ClientTls | None] | None = None,
+                   api_key: str | None = None) -> _Handler:
+    """Standard mode: each model ``kind`` needs on the model servers ``endpoints[name]``
+    (spoken to with ``tls[name]``, if any; called with ``api_key``, by default
+    ``PDSERVING_API_KEY``); their settings and the dictionary are read from the
+    local folders (written from ``family`` if missing: they must be those the model servers
+    run)."""
     root = Path(model_root)
     folders = {name: ModelFolder.read(ensure_model(pipeline_folders(name, root)[0], family,
                                                    engine))
                for name in KINDS[kind].models}
-    remote = {name: _remote(name, endpoints[name], root, api_key)
+    remote = {name: _remote(name, endpoints[name], root, (tls or {}).get(name), api_key)
               for name in KINDS[kind].models}
     models = {name: model for name, (model, _) in remote.items()}
     handler = build_handler(kind, models, folders, options)

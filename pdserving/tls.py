@@ -10,12 +10,16 @@ servers that ask. The files are read once, at start, so a missing one is a clear
 from __future__ import annotations
 
 import argparse
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+# A server's flags default to these variables (the 2020 WebService scripts have no flags).
+SERVER_ENV = {"tls_cert": "PDSERVING_TLS_CERT", "tls_key": "PDSERVING_TLS_KEY",
+              "tls_client_ca": "PDSERVING_TLS_CLIENT_CA"}
 ALPN_H2 = b"h2"
 ALPN_HTTP1 = b"http/1.1"
 
@@ -82,19 +86,24 @@ class ClientTls:
 
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("TLS (docs/design.md §2.10)")
-    group.add_argument("--tls_cert", help="serve TLS only, with this certificate chain (PEM)")
-    group.add_argument("--tls_key", help="the certificate's private key (PEM)")
-    group.add_argument("--tls_client_ca",
-                       help="mutual TLS: refuse clients without a certificate this CA signed")
+    group = parser.add_argument_group("TLS (docs/design.md §2.10); each flag defaults to "
+                                      "its PDSERVING_ variable, e.g. PDSERVING_TLS_CERT")
+    helps = {"tls_cert": "serve TLS only, with this certificate chain (PEM)",
+             "tls_key": "the certificate's private key (PEM)",
+             "tls_client_ca": "mutual TLS: refuse clients without a certificate this CA signed"}
+    for name, text in helps.items():
+        group.add_argument(f"--{name}", default=os.environ.get(SERVER_ENV[name]) or None,
+                           help=text)
 
 
-def add_client_flags(parser: argparse.ArgumentParser, what: str = "the server") -> None:
-    group = parser.add_argument_group("TLS")
-    group.add_argument("--tls_ca", help=f"speak TLS, trusting {what} if this CA (PEM) signed "
-                                        "its certificate")
-    group.add_argument("--tls_cert", help="this client's certificate, for mutual TLS")
-    group.add_argument("--tls_key", help="this client's private key, for mutual TLS")
+def add_client_flags(parser: argparse.ArgumentParser, prefix: str = "",
+                     what: str = "the server") -> None:
+    """``--tls_ca``, ``--tls_cert``, ``--tls_key`` (each after ``--{prefix}``)."""
+    group = parser.add_argument_group(f"TLS to {what}")
+    group.add_argument(f"--{prefix}tls_ca",
+                       help=f"speak TLS, trusting {what} whose certificate this CA (PEM) signed")
+    group.add_argument(f"--{prefix}tls_cert", help="the client's certificate, for mutual TLS")
+    group.add_argument(f"--{prefix}tls_key", help="the client's private key, for mutual TLS")
 
 
 def server_tls(args: argparse.Namespace) -> ServerTls | None:
@@ -111,13 +120,22 @@ def server_tls(args: argparse.Namespace) -> ServerTls | None:
     return tls
 
 
-def client_tls(args: argparse.Namespace) -> ClientTls | None:
+def server_tls_from_env() -> ServerTls | None:
+    """The server's TLS from ``PDSERVING_TLS_CERT`` and its fellows alone."""
+    return server_tls(argparse.Namespace(**{name: os.environ.get(var) or None
+                                            for name, var in SERVER_ENV.items()}))
+
+
+def client_tls(args: argparse.Namespace, prefix: str = "") -> ClientTls | None:
     """A client's TLS from its flags; None (plain) unless one of them is given."""
-    if not (args.tls_ca or args.tls_cert or args.tls_key):
+    ca, cert, key = (getattr(args, f"{prefix}tls_{name}") for name in ("ca", "cert", "key"))
+    if not (ca or cert or key):
         return None
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise TlsError("--tls_cert and --tls_key go together")
-    return ClientTls(args.tls_ca, args.tls_cert, args.tls_key)
+    if bool(cert) != bool(key):
+        raise TlsError(f"--{prefix}tls_cert and --{prefix}tls_key go together")
+    for path, flag in ((ca, "ca"), (cert, "cert"), (key, "key")):
+        _read(path, f"--{prefix}tls_{flag}")
+    return ClientTls(ca, cert, key)
 
 
 def alpn_offered(hello: bytes) -> list[bytes] | None:

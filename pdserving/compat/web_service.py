@@ -33,6 +33,7 @@ from pdserving.errors import ServingError
 from pdserving.launcher import ServerProcess, start_model_server
 from pdserving.package import ensure_model
 from pdserving.rpc.client import Client
+from pdserving.tls import ServerTls, TlsError, server_tls_from_env
 from pdserving.web.app import Front, WebSettings, create_app
 from pdserving.web.runner import run
 from pdserving.web.schemas import load_request
@@ -54,6 +55,7 @@ class WebService:
         self.name = name
         self.model_config: str | os.PathLike | None = None
         self.port = 9393
+        self.tls: ServerTls | None = None
         self.device = self.default_device
         self.gpus: list[int] = []
         self.gpuid = 0
@@ -78,12 +80,17 @@ class WebService:
         self.gpus = [int(g) for g in str(gpus).split(",") if g.strip()]
 
     def prepare_server(self, workdir: str = "", port: int = 9393, device: str | None = None,
-                       gpuid: int = 0, **_ignored) -> None:
-        """Port and device of the web service. (``workdir`` and the brpc tuning arguments are
+                       gpuid: int = 0, tls: ServerTls | None = None, **_ignored) -> None:
+        """Port and device of the web service, and its TLS (else from ``PDSERVING_TLS_CERT``
+        and its fellows, docs/design.md §2.10). (``workdir`` and the brpc tuning arguments are
         accepted and ignored: nothing is written to disk.)"""
         self.port = port
         self.device = device or self.default_device
         self.gpuid = gpuid
+        try:
+            self.tls = tls or server_tls_from_env()
+        except TlsError as e:
+            raise fail(e) from None
 
     def run_rpc_service(self) -> None:
         """The model behind pdserving's gRPC model server, a child process on the first free
@@ -111,7 +118,7 @@ class WebService:
 
     def run_web_service(self) -> None:
         """Serve ``POST /<name>/prediction`` on 0.0.0.0:<port> until SIGTERM or Ctrl-C."""
-        code = run(self.app(), "0.0.0.0", self.port)
+        code = run(self.app(), "0.0.0.0", self.port, tls=self.tls)
         self.close()
         if code:
             raise SystemExit(code)

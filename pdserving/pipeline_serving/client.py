@@ -15,7 +15,8 @@ from pdserving.auth import bearer, client_key
 from pdserving.proto import pipeline_service_pb2 as pb
 from pdserving.proto import pipeline_service_pb2_grpc as pb_grpc
 from pdserving.rpc import MAX_BODY_SIZE, message_limits
-from pdserving.rpc.client import channel_target
+from pdserving.rpc.client import open_channel
+from pdserving.tls import ClientTls
 
 
 class PipelineClient:
@@ -25,13 +26,14 @@ class PipelineClient:
         self._stub: pb_grpc.PipelineServiceStub | None = None
         self._metadata: tuple = ()
 
-    def connect(self, endpoints: Sequence[str], api_key: str | None = None) -> None:
-        """Several ``host:port`` endpoints share the calls (round robin); ``api_key``
-        (default: ``PDSERVING_API_KEY``) sent with every call."""
+    def connect(self, endpoints: Sequence[str], tls: ClientTls | None = None,
+                api_key: str | None = None) -> None:
+        """Several ``host:port`` endpoints share the calls (round robin); TLS with ``tls``;
+        ``api_key`` (default: ``PDSERVING_API_KEY``) sent with every call."""
         self._metadata = tuple(bearer(client_key(api_key)).items())
         options = [*message_limits(MAX_BODY_SIZE), ("grpc.lb_policy_name", "round_robin")]
         self.close()
-        self._channel = grpc.insecure_channel(channel_target(endpoints), options=options)
+        self._channel = open_channel(endpoints, options, tls)
         self._stub = pb_grpc.PipelineServiceStub(self._channel)
 
     def predict(self, feed_dict: Mapping[str, str], fetch: Sequence[str] | None = None,

@@ -24,6 +24,7 @@ from pdserving.imageio import decode_base64_image
 from pdserving.proto import pipeline_service_pb2 as pb
 from pdserving.proto import pipeline_service_pb2_grpc as pb_grpc
 from pdserving.rpc import listen, server_options
+from pdserving.tls import ServerTls
 from pdserving.web.app import Front, Handler, WebSettings
 
 log = logging.getLogger(__name__)
@@ -151,17 +152,19 @@ class _Servicer(pb_grpc.PipelineServiceServicer):
         return response
 
 
-def serve_grpc(pipeline: Pipeline, host: str, port: int, settings: WebSettings) -> grpc.Server:
+def serve_grpc(pipeline: Pipeline, host: str, port: int, settings: WebSettings,
+               tls: ServerTls | None = None) -> grpc.Server:
     """The gRPC ``PipelineService`` on ``host:port``, started, with the HTTP front's limits:
     ``max_in_flight`` calls at once, ``max_queue`` more waiting (beyond that gRPC answers
     RESOURCE_EXHAUSTED), messages up to ``max_body_bytes``, a call without one of the API
-    keys (``settings.auth``) ending UNAUTHENTICATED. Raises PortInUse."""
+    keys (``settings.auth``) ending UNAUTHENTICATED; TLS only with ``tls``. Raises
+    PortInUse."""
     server = grpc.server(
         futures.ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="pipeline-rpc"),
         options=server_options(settings.max_body_bytes),
         maximum_concurrent_rpcs=settings.max_in_flight + settings.max_queue,
         interceptors=interceptors(settings.auth))
     pb_grpc.add_PipelineServiceServicer_to_server(_Servicer(pipeline), server)
-    listen(server, f"{host}:{port}")
+    listen(server, f"{host}:{port}", tls and tls.grpc_credentials())
     server.start()
     return server

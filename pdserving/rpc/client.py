@@ -70,6 +70,19 @@ def channel_target(endpoints: Sequence[str]) -> str:
     return "ipv4:" + ",".join(addrs)
 
 
+def open_channel(endpoints: Sequence[str], options: list, tls: ClientTls | None = None,
+                 ) -> grpc.Channel:
+    """A channel to ``endpoints`` (see ``channel_target``), plain or, with ``tls``, TLS."""
+    target = channel_target(endpoints)
+    if tls is None:
+        return grpc.insecure_channel(target, options=options)
+    # Several endpoints make an address list, which names no server: the first one's host is
+    # the name their certificates are checked against.
+    host = ([endpoints] if isinstance(endpoints, str) else endpoints)[0].rpartition(":")[0]
+    return grpc.secure_channel(target, tls.grpc_credentials(), options=[
+        *options, ("grpc.ssl_target_name_override", host.strip("[]"))])
+
+
 class Connection:
     """One channel to one or more model servers, turning failures into our exceptions.
     ``api_key`` (default: ``PDSERVING_API_KEY``) goes with every call, as metadata
@@ -82,16 +95,7 @@ class Connection:
         self.timeout = timeout
         self.name = name
         self.metadata = tuple(bearer(client_key(api_key)).items())
-        target = channel_target(self.endpoints)
-        options = self.options(max_body_size)
-        if tls is None:
-            self.channel = grpc.insecure_channel(target, options=options)
-        else:
-            # Several endpoints make an address list, which names no server: the first one's
-            # host is the name their certificates are checked against.
-            host = self.endpoints[0].rpartition(":")[0].strip("[]")
-            self.channel = grpc.secure_channel(target, tls.grpc_credentials(), options=[
-                *options, ("grpc.ssl_target_name_override", host)])
+        self.channel = open_channel(self.endpoints, self.options(max_body_size), tls)
         self.stub = pb_grpc.GeneralModelServiceStub(self.channel)
 
     @staticmethod
