@@ -178,17 +178,26 @@ def test_the_web_client_speaks_tls_with_the_ca(tls_fast, pki, samples):
     assert wrong.returncode == 2 and "--tls_cert and --tls_key go together" in wrong.stderr
 
 
-def test_standard_mode_calls_its_det_server_over_mutual_tls(model_root, pki, samples):
+def test_standard_mode_with_keys_calls_its_det_server_over_mutual_tls(model_root, pki, samples,
+                                                                       tmp_path):
+    """The README's exposed standard mode: keys and TLS on both servers, together."""
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# ours\nreadme-key\n")
     with model_server(model_root / "ocr_det_model", free_port(),
-                      extra_args=tls_flags(pki, mutual=True)) as det_server, \
+                      extra_args=[*tls_flags(pki, mutual=True), "--api_key_file", str(keys)],
+                      ) as det_server, \
             started(script("ocr_web_server.py", "cpu", "--model_root", str(model_root),
                            "--det_endpoints", det_server.endpoint, "--model_port",
-                           str(free_port()), "--det_tls_ca", str(pki.ca),
-                           "--det_tls_cert", str(pki.client_cert),
+                           str(free_port()), *tls_flags(pki), "--api_key_file", str(keys),
+                           "--det_tls_ca", str(pki.ca), "--det_tls_cert", str(pki.client_cert),
                            "--det_tls_key", str(pki.client_key))) as web:
         image, lines = samples["doc_english.png"]
-        reply = web.post([image])
+        url = f"https://{web.proc.endpoint}/ocr/prediction"
+        verify = ClientTls(str(pki.ca)).ssl_context()
+        reply = httpx.post(url, json=body(image), timeout=60, verify=verify,
+                           headers={"Authorization": "Bearer readme-key"})
         assert reply.status_code == 200 and reply.json()["result"]["res"] == lines
+        assert httpx.post(url, json=body(image), timeout=60, verify=verify).status_code == 401
 
 
 def test_the_pipeline_service_answers_https_and_grpc_with_tls(model_root, pki, samples,
