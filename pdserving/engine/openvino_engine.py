@@ -19,6 +19,7 @@ import numpy as np
 
 from pdserving.engine import Engine, EngineError, EngineOptions
 from pdserving.engine.model_folder import BEST_PATH, ModelFolder
+from pdserving.errors import BadRequest
 
 _core = None
 
@@ -132,6 +133,14 @@ class OpenVINOEngine(Engine):
         try:
             request.infer({n: np.ascontiguousarray(v) for n, v in feeds.items()})
             return {n: request.get_tensor(n).data.copy() for n in fetch}
+        except RuntimeError as e:
+            # Dims the model leaves free but its layers cannot combine (e.g. a det input whose
+            # sides are not multiples of 32): the caller's input, not a failure of ours.
+            if "shape_inference" not in str(e):
+                raise
+            shapes = {n: list(v.shape) for n, v in feeds.items()}
+            raise BadRequest(f"the model cannot take inputs of shape {shapes}: "
+                             f"{_reason(e)}") from None
         finally:
             free.put(request)
 

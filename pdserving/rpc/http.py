@@ -120,8 +120,10 @@ def _request_from_json(body: bytes) -> pb.Request:
     (0.5 s with the JSON parsing). Lists ``extend`` refuses (numbers written as strings, as
     the mapping allows) go through ``json_format`` after all."""
     doc = json.loads(body)
+    if not isinstance(doc, dict):
+        raise ValueError(f"a JSON object is needed, not {type(doc).__name__}")
     moved = []
-    tensors = doc.get("tensor") if isinstance(doc, dict) else None
+    tensors = doc.get("tensor")
     for i, tensor in enumerate(tensors if isinstance(tensors, list) else ()):
         for field in _BULK:
             if isinstance(tensor, dict) and isinstance(tensor.get(field), list):
