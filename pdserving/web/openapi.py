@@ -21,7 +21,8 @@ from starlette.staticfiles import StaticFiles
 from typing_extensions import TypedDict
 
 import pdserving
-from pdserving.errors import BadRequest, PayloadTooLarge, ServingError, Unavailable
+from pdserving.errors import (BadRequest, PayloadTooLarge, ServingError, Unauthorized,
+                              Unavailable)
 from pdserving.web import hub, paddlex
 from pdserving.web.schemas import ErrorBody, Status, request_type
 
@@ -58,6 +59,11 @@ class _Document:
             headers = {"Retry-After": {"description": "Seconds to wait before trying again.",
                                        "schema": {"type": "integer"}}}
         return self.json(description or exc.__doc__, ErrorBody, headers)
+
+
+# The two ways a key may be sent (docs/design.md §2.11).
+SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"},
+                    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
 
 
 def _content(media_type: str, description: str) -> dict:
@@ -108,6 +114,21 @@ def document(handler, settings, path: str, protocols: Sequence[str] = ()) -> dic
         "/": {"get": {"summary": "A page to try the service in a browser", "operationId": "page",
                       "responses": {"200": _content("text/html", "The page")}}},
     }
+    components = {"schemas": dict(sorted(doc.schemas.items()))}
+    security = {}
+    if settings.auth.on:  # Swagger UI's "Authorize" then sends the key
+        components["securitySchemes"] = SECURITY_SCHEMES
+        security = {"security": [{name: []} for name in SECURITY_SCHEMES]}
+        open_paths = ["/health", "/openapi.json", "/docs", "/"]
+        if settings.auth.public_metrics:
+            open_paths += ["/ready", "/metrics"]
+        for p, operations in paths.items():
+            for operation in operations.values():
+                if p in open_paths:
+                    operation["security"] = []
+                elif p in (path, "/ready", "/metrics"):  # the others' 401 is in their shape
+                    operation["responses"]["401"] = doc.error(
+                        Unauthorized, "No API key, or not one of the service's.")
     return {
         "openapi": "3.1.0",
         "info": {"title": f"pdserving {name} service", "version": pdserving.__version__,
@@ -115,7 +136,8 @@ def document(handler, settings, path: str, protocols: Sequence[str] = ()) -> dic
                                 "protocol is described in docs/design.md §2 of pdserving's "
                                 "source."},
         "paths": paths,
-        "components": {"schemas": dict(sorted(doc.schemas.items()))},
+        "components": components,
+        **security,
     }
 
 

@@ -6,6 +6,7 @@ its det and rec model servers with its key; no key shows in the output of any pr
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from typing import Iterator
@@ -173,3 +174,29 @@ def test_standard_mode_calls_its_model_servers_with_its_key(keyed_standard, monk
     model.close()
     for output in (service.proc.output, det.output):
         assert not any(k in line for line in output for k in (FLAG_1, FLAG_2)), output
+
+
+@pytest.mark.parametrize("public_metrics", [False, True])
+def test_the_openapi_document_names_the_key_where_it_is_needed(public_metrics):
+    """Swagger UI's Authorize button comes from these: the two ways to send a key, wanted by
+    every route but the open ones."""
+    from openapi_spec_validator import validate
+
+    class Ready:
+        name, outputs, result_type = "ocr", ("res",), dict
+
+        def ready(self):
+            return None
+
+    app = create_app(Ready(), WebSettings(auth=Auth((FLAG_1,), public_metrics=public_metrics)))
+    with serve(app) as base:
+        doc = httpx.get(base + "/openapi.json").json()
+    validate(doc)
+    assert set(doc["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert doc["security"] == [{"bearer": []}, {"apiKey": []}]
+    open_ = {"/health", "/openapi.json", "/docs", "/"} | (
+        {"/ready", "/metrics"} if public_metrics else set())
+    assert {p for p, ops in doc["paths"].items() if ops["get" if "get" in ops else "post"]
+            .get("security") == []} == open_
+    assert "401" in doc["paths"]["/ocr/prediction"]["post"]["responses"]
+    assert FLAG_1 not in json.dumps(doc)
