@@ -273,7 +273,11 @@ def _remote(name: str, endpoints: list[str], root: Path, tls: ClientTls | None =
     model = RemoteModel(endpoints, feed_name=feed, fetch_name=fetch, name=f"{name} model server",
                         tls=tls, api_key=api_key)
     where = ",".join(endpoints)
-    return model, lambda: None if model.ready() else f"{name} model server {where} unreachable"
+
+    def check() -> str | None:
+        problem = model.connection.problem()
+        return problem and f"{name} model server {where} {problem}"
+    return model, check
 
 
 def remote_handler(kind: str, model_root: str | Path, endpoints: dict[str, list[str]],

@@ -53,6 +53,10 @@ class RpcError(RuntimeError):
         self.err_no = err_no
 
 
+class KeyRefused(RpcError):
+    """The model server wants an API key we did not send, or not the one we sent."""
+
+
 def channel_target(endpoints: Sequence[str]) -> str:
     """One gRPC target for all endpoints: ``ipv4:a:p1,b:p2`` (host names resolved now)."""
     if isinstance(endpoints, str):
@@ -123,6 +127,8 @@ class Connection:
             where = f"{self.name} {', '.join(self.endpoints)}"
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise Unavailable(f"{where} unavailable: {e.details()}") from None
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                raise KeyRefused(f"{where}: {code.name}: {e.details()}") from None
             raise RpcError(f"{where}: {code.name}: {e.details()}") from None
         if response.err_no:
             raise RpcError(f"{self.name} error {response.err_no}: "
@@ -131,11 +137,18 @@ class Connection:
 
     def ping(self, timeout: float = 1.0) -> bool:
         """True if a server answers a (deliberately empty) request within ``timeout``."""
+        return self.problem(timeout) is None
+
+    def problem(self, timeout: float = 1.0) -> str | None:
+        """Why no server answers a (deliberately empty) request within ``timeout``; None if
+        one does."""
         try:
             self.stub.debug(pb.Request(), timeout=timeout, metadata=self.metadata)
-        except grpc.RpcError:
-            return False
-        return True
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                return "refuses our API key"
+            return "unreachable"
+        return None
 
     def close(self) -> None:
         self.channel.close()
@@ -171,7 +184,11 @@ class RemoteModel:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         request = pb.Request(tensor=[to_tensor(batch, alias_name=self.feed_name)],
                              fetch_var_names=[self.fetch_name] if self.fetch_name else [])
-        response = self.connection.call(request)
+        try:
+            response = self.connection.call(request)
+        except KeyRefused as e:  # a setting for the operator to fix: said so, not a 500
+            where = f"{self.connection.name} {', '.join(self.connection.endpoints)}"
+            raise Unavailable(f"{where} refused our API key ({e})") from None
         return from_tensor(response.outputs[0].tensor[0])
 
     def ready(self, timeout: float = 1.0) -> bool:

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from pdserving import auth
+from pdserving.errors import Unavailable
 from pdserving.net import free_port
 from pdserving.proto import general_model_service_pb2 as pb
 from pdserving.rpc import server as rpc_server
-from pdserving.rpc.client import Client, RemoteModel, RpcError
+from pdserving.rpc.client import Client, RemoteModel
 from pdserving.rpc.codec import to_tensor
 from tests.rpc.test_protocols import FETCH, METHOD, PATH
 
@@ -95,7 +96,8 @@ def test_our_clients_send_their_key(endpoint, det_dir, monkeypatch):
             model.close()
     monkeypatch.delenv(auth.CLIENT_ENV, raising=False)
     model = RemoteModel([endpoint], name="det model server")
-    with pytest.raises(RpcError, match="det model server .*: UNAUTHENTICATED: missing API key"):
+    with pytest.raises(Unavailable, match="det model server .* refused our API key "
+                                          r"\(.*: UNAUTHENTICATED: missing API key"):
         model(X)
     assert not model.ready()
     model.close()

@@ -18,7 +18,8 @@ from pdserving.auth import CLIENT_ENV, SERVER_ENV, Auth
 from pdserving.launcher import model_server
 from pdserving.net import free_port
 from pdserving.web.app import WebSettings, create_app
-from pdserving.rpc.client import RemoteModel, RpcError
+from pdserving.errors import Unavailable
+from pdserving.rpc.client import RemoteModel
 from tests.helpers.images import det_batch, text_image
 from tests.helpers.paths import ROOT
 from tests.helpers.requests import GOOD, GOOD_IMAGE, assert_error
@@ -169,11 +170,26 @@ def test_standard_mode_calls_its_model_servers_with_its_key(keyed_standard, monk
     # the det model server wants the key too (gRPC), and logs none
     monkeypatch.delenv(CLIENT_ENV, raising=False)
     model = RemoteModel([det.endpoint])
-    with pytest.raises(RpcError, match="UNAUTHENTICATED"):
+    with pytest.raises(Unavailable, match="refused our API key"):
         model(det_batch(text_image()))
     model.close()
     for output in (service.proc.output, det.output):
         assert not any(k in line for line in output for k in (FLAG_1, FLAG_2)), output
+
+
+def test_a_det_server_refusing_the_services_key_is_said_so(keyed_standard, model_root):
+    """Not a 500 nor "unreachable": /ready and each request name the refused key."""
+    _, det = keyed_standard
+    with started(script("ocr_web_server.py", "cpu", "--model_root", str(model_root),
+                        "--det_endpoints", det.endpoint, "--model_port", str(free_port()),
+                        "--api_key", WRONG)) as service:
+        headers = {"X-API-Key": WRONG}
+        ready = httpx.get(service.base + "/ready", headers=headers)
+        assert ready.status_code == 503
+        assert "det model server" in ready.text and "refuses our API key" in ready.text
+        r = httpx.post(service.url, json=GOOD, headers=headers, timeout=60)
+        assert_error(r, 503, f"det model server {det.endpoint} refused our API key")
+        assert WRONG not in r.text
 
 
 @pytest.mark.parametrize("public_metrics", [False, True])
