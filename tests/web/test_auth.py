@@ -101,13 +101,16 @@ def test_health_page_and_docs_are_open_ready_and_metrics_are_not(keyed):
         assert r.status_code == 200, r.text
 
 
+class Ready:
+    """A handler always ready, for the routes around the models."""
+
+    name, outputs, result_type = "ocr", ("res",), dict
+
+    def ready(self):
+        return None
+
+
 def test_public_metrics_opens_ready_and_metrics_only():
-    class Ready:
-        name, outputs, result_type = "sleepy", ("res",), dict
-
-        def ready(self):
-            return None
-
     app = create_app(Ready(), WebSettings(auth=Auth((FLAG_1,), public_metrics=True)))
     with serve(app) as base:
         assert httpx.get(base + "/ready").json() == {"status": "ready"}
@@ -197,12 +200,6 @@ def test_the_openapi_document_names_the_key_where_it_is_needed(public_metrics):
     """Swagger UI's Authorize button comes from these: the two ways to send a key, wanted by
     every route but the open ones."""
     from openapi_spec_validator import validate
-
-    class Ready:
-        name, outputs, result_type = "ocr", ("res",), dict
-
-        def ready(self):
-            return None
 
     app = create_app(Ready(), WebSettings(auth=Auth((FLAG_1,), public_metrics=public_metrics)))
     with serve(app) as base:
