@@ -135,8 +135,9 @@ class OpenVINOEngine(Engine):
             return {n: request.get_tensor(n).data.copy() for n in fetch}
         except RuntimeError as e:
             # Dims the model leaves free but its layers cannot combine (e.g. a det input whose
-            # sides are not multiples of 32): the caller's input, not a failure of ours.
-            if "shape_inference" not in str(e):
+            # sides are not multiples of 32), or an empty input (a side of 0, which the CPU
+            # plugin's layers refuse): the caller's input, not a failure of ours.
+            if "shape_inference" not in str(e) and all(v.size for v in feeds.values()):
                 raise
             shapes = {n: list(v.shape) for n, v in feeds.items()}
             raise BadRequest(f"the model cannot take inputs of shape {shapes}: "

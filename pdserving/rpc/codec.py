@@ -9,6 +9,7 @@ bfloat16 has no numpy dtype, so it is carried and returned as its raw uint16 bit
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -97,7 +98,7 @@ def from_tensor(t: Tensor) -> np.ndarray:
     shape = tuple(t.shape)
     if any(d < 0 for d in shape):
         raise CodecError(f"tensor {_label(t)}: negative dimension in shape {list(shape)}")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python ints: int64 would wrap (2**22 x 3 x 2**21 x 2**21 -> 0)
     dtype = numpy_dtype(t.elem_type)
     if t.elem_type == ElemType.STRING:
         values = np.array(list(t.data), dtype=object)

@@ -1,6 +1,7 @@
 """The OpenVINO engine on the real models: the same answers as Paddle, in one process."""
 
 import os
+import re
 import threading
 
 import cv2
@@ -11,6 +12,7 @@ from pdserving.engine import EngineOptions
 from pdserving.engine.model_folder import BEST_PATH, ModelFolder
 from pdserving.engine.openvino_engine import ModelUnreadable, OpenVINOEngine
 from pdserving.engine.paddle_engine import PaddleEngine
+from pdserving.errors import BadRequest
 from pdserving.ops import crop, ctc, db
 from pdserving.ops.resize import cls_resize_normalize, det_normalize, det_resize, rec_batches
 from tests.helpers.paths import SAMPLES
@@ -119,6 +121,16 @@ def test_a_bad_input_raises_and_the_engine_goes_on(model_root):
     with pytest.raises(ValueError, match="the model takes"):
         det.run({"image": np.zeros((1, 3, 64, 64), np.float32)})
     assert det(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1, 64, 64)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 0, 32), (1, 3, 5, 7)])
+def test_inputs_the_layers_cannot_take_are_the_callers_fault(model_root, shape):
+    """A side of 0 (found by tests/rpc/test_fuzz.py: a 500 from the CPU plugin's convolution)
+    or sides the layers cannot combine: a BadRequest naming the shape, and the engine goes on."""
+    det = OpenVINOEngine(model_root / "ocr_det_model")
+    with pytest.raises(BadRequest, match=re.escape(f"inputs of shape {{'x': {list(shape)}}}")):
+        det(np.zeros(shape, np.float32))
+    assert det(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 1, 32, 32)
 
 
 def test_warmup_runs_on_every_stream(model_root):

@@ -122,6 +122,10 @@ def test_non_contiguous_and_big_endian_arrays_encode_by_value():
     (Tensor(elem_type=1, shape=[2, 2], float_data=[1.0, 2.0]), "2 values"),
     (Tensor(elem_type=42, shape=[1], tensor_content=b"\0"), "unknown elem_type"),
     (Tensor(elem_type=1, shape=[-1, 2]), "negative"),
+    # 3 x 2**64 elements: counted in int64 it wrapped to 0, and reshape raised a ValueError (a 500)
+    (Tensor(elem_type=1, shape=[2**22, 3, 2**21, 2**21]), "0 values, .* needs 553"),
+    (Tensor(elem_type=1, shape=[2**22, 3, 2**21, 2**21], tensor_content=b"\0" * 4),
+     "4 bytes of content, .* needs 2213609"),
 ])
 def test_inconsistent_tensors_are_rejected(tensor, message):
     with pytest.raises(CodecError, match=message):
