@@ -146,8 +146,9 @@ class Dispatcher:
             return
         except OSError:  # reset by the client
             data, waiting.head = b"", bytearray()
+        new = len(waiting.head)
         waiting.head += data
-        path = self.route(bytes(waiting.head), ended=not data)
+        path = self.route(waiting.head, ended=not data, new=new)
         if path is None and data:
             return  # more to come
         selector.unregister(waiting.conn)
@@ -163,10 +164,12 @@ class Dispatcher:
         del pending[conn]
         conn.close()
 
-    def route(self, head: bytes, ended: bool = False) -> str | None:
+    def route(self, head: bytes | bytearray, ended: bool = False, new: int = 0) -> str | None:
         """The unix socket for a connection that began with ``head``; None while it takes
         more bytes to tell (a client that has ``ended`` sending gets its answer now); "" for
-        one no server here speaks to."""
+        one no server here speaks to. ``head[:new]`` was seen before: past the preface's
+        length it held no blank line, so only what follows is searched again (a search of the
+        whole head at each byte a slow client sends would be quadratic)."""
         if self.tls and head:
             if not head.startswith(TLS_HANDSHAKE):
                 return ""
@@ -177,7 +180,8 @@ class Dispatcher:
             return self.grpc_path if grpc else self.http_path
         if head.startswith(PREFACE):
             return self.grpc_path
-        if not head or (PREFACE.startswith(head) or not HEAD_END.search(head)) \
+        searched = new - 2 if new > len(PREFACE) else 0  # a blank line may end in new bytes
+        if not head or (PREFACE.startswith(head) or not HEAD_END.search(head, searched)) \
                 and len(head) < MAX_HEAD and not ended:
             return None
         return self.http_path
