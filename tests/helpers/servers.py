@@ -29,7 +29,7 @@ import uvicorn
 from pdserving.launcher import ServerProcess, terminate
 from pdserving.net import bind, free_port, wait_until
 from pdserving.web.app import PREDICT_PATH
-from pdserving.web.runner import PARSER_AND_LOOP
+from pdserving.web.runner import config
 from tests.helpers.images import encode, text_image
 from tests.helpers.paths import ROOT
 
@@ -79,8 +79,7 @@ def started(proc: ServerProcess, timeout: float = 120) -> Iterator[Service]:
 def serve(app) -> Iterator[str]:
     """``app`` under uvicorn in a thread on a free port; yields the base URL."""
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **PARSER_AND_LOOP,
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(config(app, log_level="warning", timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     wait_until(lambda: server.started or not thread.is_alive(), 10, "test server start")
