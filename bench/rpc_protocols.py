@@ -71,7 +71,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per call otherwise
     x = np.random.default_rng(0).standard_normal((1, 3, SIDE, SIDE)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        det = str(package.get_model("ocr_det", tmp))
+        det = str(package.get_model("ocr_det", tmp, "PP-OCRv4_mobile"))  # FETCH is its output
         port = free_port(19393)
         plain = model_server(det, port, extra_args=["--thread", "1", "--no-http"])
         with plain, model_server(det, free_port(port + 1), extra_args=["--thread", "1"]) as ours:
